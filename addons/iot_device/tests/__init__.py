@@ -1,0 +1,5 @@
+from . import test_api_input
+from . import test_device_lifecycle
+from . import test_device_api
+from . import test_device_security
+from . import test_device_command
