@@ -1,0 +1,355 @@
+from collections import defaultdict
+from datetime import timedelta
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError, ValidationError
+
+from ..tools import item_date_end, prorate, split_periods
+
+# Writing one of these fields re-plans the item's schedules (never the invoiced ones).
+SCHEDULE_FIELDS = {"date_start", "date_end", "duration_months", "price_unit", "billing_period"}
+# From this many items, the company consistency check is one query (see _check_company).
+BULK_COMPANY_CHECK = 100
+BULK_CHECKED_FIELDS = {"contract_id", "device_id", "product_id"}
+
+
+class IotContractItem(models.Model):
+    _name = "iot.contract.item"
+    _description = "IoT Contract Item"
+    _order = "contract_id, name, id"
+    _check_company_auto = True
+
+    name = fields.Char(
+        compute="_compute_name",
+        store=True,
+        readonly=False,
+        required=True,
+        index="trigram",
+        precompute=True,
+    )
+    contract_id = fields.Many2one("iot.contract", required=True, index=True, ondelete="restrict", check_company=True)
+    partner_id = fields.Many2one(related="contract_id.partner_id", store=True, string="Customer")
+    company_id = fields.Many2one(related="contract_id.company_id", store=True, index=True, precompute=True)
+    currency_id = fields.Many2one(related="contract_id.currency_id", store=True, precompute=True)
+    device_id = fields.Many2one(
+        "iot.device",
+        index="btree_not_null",
+        ondelete="restrict",
+        check_company=True,
+        help="Empty for a plain subscription.",
+    )
+    product_id = fields.Many2one(
+        "product.product",
+        string="Plan",
+        required=True,
+        check_company=True,
+        domain="[('type', '=', 'service')]",
+    )
+    date_start = fields.Date(required=True, default=fields.Date.context_today)
+    duration_months = fields.Integer(
+        string="Duration (months)",
+        compute="_compute_duration_months",
+        store=True,
+        readonly=False,
+        precompute=True,
+    )
+    date_end = fields.Date(
+        compute="_compute_date_end",
+        store=True,
+        readonly=False,
+        required=True,
+        precompute=True,
+        help="Last day billed (included).",
+    )
+    price_unit = fields.Monetary(
+        string="Fixed Price",
+        compute="_compute_price_unit",
+        store=True,
+        readonly=False,
+        precompute=True,
+        help="Fixed fee of one full billing period; from the plan by default.",
+    )
+    billing_period = fields.Selection(
+        [("monthly", "Monthly"), ("quarterly", "Quarterly"), ("yearly", "Yearly")],
+        compute="_compute_billing_period",
+        store=True,
+        readonly=False,
+        precompute=True,
+        required=True,
+    )
+    state = fields.Selection(
+        [("running", "Running"), ("suspended", "Suspended"), ("terminated", "Terminated")],
+        required=True,
+        default="running",
+        readonly=True,
+        copy=False,
+        index=True,
+    )
+    schedule_ids = fields.One2many("iot.invoicing.schedule", "contract_item_id", string="Schedules")
+    schedule_count = fields.Integer(compute="_compute_schedule_count")
+
+    def _check_company(self, fnames=None):
+        """Odoo's check runs filtered_domain per item and field: a minute for a large fleet.
+
+        For a large batch the same rule (the device is the item's company's, the plan
+        is shared or the item's company's) is one query; only offending items, if
+        any, go through Odoo's check, which raises its usual message.
+        """
+        if len(self) < BULK_COMPANY_CHECK or (fnames is not None and not set(fnames) <= BULK_CHECKED_FIELDS):
+            return super()._check_company(fnames)
+        self.flush_recordset(["company_id", "device_id", "product_id"])
+        self.env.cr.execute(
+            """
+            SELECT item.id
+              FROM iot_contract_item item
+              LEFT JOIN iot_device device ON device.id = item.device_id
+              JOIN product_product product ON product.id = item.product_id
+              JOIN product_template template ON template.id = product.product_tmpl_id
+             WHERE item.id = ANY(%s)
+               AND (device.company_id <> item.company_id
+                    OR (template.company_id IS NOT NULL AND template.company_id <> item.company_id))
+            """,
+            [self.ids],
+        )
+        offending = self.browse([row[0] for row in self.env.cr.fetchall()])
+        return super(IotContractItem, offending)._check_company(fnames) if offending else None
+
+    @api.depends("device_id")
+    def _compute_name(self):
+        for item in self:
+            if item.device_id:
+                item.name = item.device_id.name
+            elif not item.name:
+                item.name = item.product_id.display_name
+
+    @api.depends("product_id")
+    def _compute_duration_months(self):
+        for item in self:
+            item.duration_months = item.product_id.iot_duration_months or 12
+
+    @api.depends("date_start", "duration_months")
+    def _compute_date_end(self):
+        for item in self:
+            if item.date_start and item.duration_months > 0:
+                item.date_end = item_date_end(item.date_start, item.duration_months)
+
+    @api.depends("product_id", "contract_id.currency_id")
+    def _compute_price_unit(self):
+        for item in self:
+            product = item.product_id
+            currency = item.contract_id.currency_id or product.currency_id
+            item.price_unit = (
+                product.currency_id._convert(
+                    product.lst_price,
+                    currency,
+                    item.contract_id.company_id or self.env.company,
+                    item.date_start or fields.Date.context_today(self),
+                )
+                if product
+                else 0.0
+            )
+
+    @api.depends("product_id", "contract_id.billing_period")
+    def _compute_billing_period(self):
+        for item in self:
+            if item.product_id.iot_is_plan:
+                item.billing_period = item.product_id.iot_billing_period
+            else:
+                item.billing_period = item.contract_id.billing_period or "monthly"
+
+    def _compute_schedule_count(self):
+        counts = dict(
+            self.env["iot.invoicing.schedule"]._read_group(
+                [("contract_item_id", "in", self.ids)], ["contract_item_id"], ["__count"]
+            )
+        )
+        for item in self:
+            item.schedule_count = counts.get(item, 0)
+
+    def init(self):
+        # One open item per device: enforced by the database so that two
+        # concurrent activations of the same device cannot both succeed.
+        self.env.cr.execute(
+            """CREATE UNIQUE INDEX IF NOT EXISTS iot_contract_item_open_device_uniq
+                   ON iot_contract_item (device_id)
+                WHERE device_id IS NOT NULL AND state != 'terminated'"""
+        )
+
+    @api.constrains("date_start", "date_end", "state")
+    def _check_dates(self):
+        for item in self:
+            if item.state != "terminated" and item.date_end < item.date_start:
+                raise ValidationError(self.env._("%(item)s ends before it starts.", item=item.display_name))
+
+    @api.model
+    def _check_devices_free(self, device_ids):
+        """Refuse a second open item for a device before the unique index does, with a clear message."""
+        if len(set(device_ids)) < len(device_ids):
+            raise ValidationError(self.env._("A device appears twice among the new items."))
+        taken = self.search([("device_id", "in", device_ids), ("state", "!=", "terminated")], limit=1)
+        if taken:
+            raise ValidationError(
+                self.env._(
+                    "Device %(device)s already has a running contract item.",
+                    device=taken.device_id.display_name,
+                )
+            )
+
+    @api.constrains("device_id", "state")
+    def _check_one_open_item_per_device(self):
+        open_items = self.filtered(lambda item: item.device_id and item.state != "terminated")
+        if not open_items:
+            return
+        duplicates = self._read_group(
+            [("device_id", "in", open_items.device_id.ids), ("state", "!=", "terminated")],
+            ["device_id"],
+            having=[("__count", ">", 1)],
+        )
+        if duplicates:
+            raise ValidationError(
+                self.env._(
+                    "Device %(device)s already has a running contract item.",
+                    device=duplicates[0][0].display_name,
+                )
+            )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        self._check_devices_free([vals["device_id"] for vals in vals_list if vals.get("device_id")])
+        items = super().create(vals_list)
+        items._iot_start_devices()
+        items.contract_id.action_start()
+        items._sync_schedules()
+        return items
+
+    def write(self, vals):
+        result = super().write(vals)
+        if SCHEDULE_FIELDS & vals.keys():
+            self._sync_schedules()
+        return result
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_invoiced(self):
+        if self.env["iot.invoicing.schedule"].search_count(
+            [("contract_item_id", "in", self.ids), ("state", "=", "invoiced")], limit=1
+        ):
+            raise UserError(self.env._("An item with invoiced schedules cannot be deleted; terminate it."))
+
+    # ------------------------------------------------------------------
+    # Devices
+    # ------------------------------------------------------------------
+    def _iot_start_devices(self):
+        """Activate the pending devices of new items (one event per device, naming the contract)."""
+        with_device = self.filtered("device_id")
+        refused = with_device.filtered(lambda item: item.device_id.state not in ("pending", "active", "suspended"))
+        if refused:
+            raise UserError(
+                self.env._(
+                    "Device %(device)s is %(state)s: only pending, active or suspended devices "
+                    "can be put on a contract (confirm draft devices first).",
+                    device=refused[0].device_id.display_name,
+                    state=refused[0].device_id.state,
+                )
+            )
+        pending = with_device.filtered(lambda item: item.device_id.state == "pending")
+        for (contract, product), items in pending.grouped(lambda item: (item.contract_id, item.product_id)).items():
+            items.device_id._apply_transition(
+                "activate",
+                self.env._(
+                    "Activated on contract %(contract)s, plan %(plan)s",
+                    contract=contract.display_name,
+                    plan=product.display_name,
+                ),
+            )
+        with_device.filtered(lambda item: item.device_id.state == "suspended").write({"state": "suspended"})
+        # The device remembers its contract and plan (the wizard and API default to them).
+        for (contract, product), items in with_device.grouped(lambda item: (item.contract_id, item.product_id)).items():
+            items.device_id.write({"contract_id": contract.id, "plan_id": product.id})
+
+    def _iot_terminate(self, date_end):
+        """Terminate items on ``date_end`` (last day billed): later schedules are cancelled,
+        the one containing ``date_end`` is prorated, invoiced ones are never touched."""
+        by_end = defaultdict(lambda: self.browse())
+        for item in self.filtered(lambda item: item.state != "terminated"):
+            by_end[max(min(item.date_end, date_end), item.date_start - timedelta(days=1))] |= item
+        for end, items in by_end.items():
+            items.write({"state": "terminated", "date_end": end})
+
+    # ------------------------------------------------------------------
+    # Schedules
+    # ------------------------------------------------------------------
+    def _iot_schedule_periods(self, periods_cache=None):
+        """Values of the schedules the item should have, one per billing period.
+
+        ``periods_cache`` shares the result between items of the same dates and
+        price: a fleet activated at once computes its periods once, not per device.
+        """
+        self.ensure_one()
+        in_advance = self.contract_id.fixed_fee_timing == "advance"
+        key = (self.date_start, self.date_end, self.billing_period, in_advance, self.price_unit, self.currency_id)
+        if periods_cache is not None and key in periods_cache:
+            return periods_cache[key]
+        periods = [
+            {
+                "date_from": date_from,
+                "date_to": date_to,
+                "invoice_date": period_start if in_advance else period_end,
+                "fixed_amount": prorate(
+                    self.price_unit, date_from, date_to, period_start, period_end, self.currency_id
+                ),
+            }
+            for date_from, date_to, period_start, period_end in split_periods(
+                self.date_start, self.date_end, self.billing_period
+            )
+        ]
+        if periods_cache is not None:
+            periods_cache[key] = periods
+        return periods
+
+    def _sync_schedules(self):
+        """Bring the schedules in line with the items' dates and prices, set-based.
+
+        New periods are inserted in one statement; planned schedules that no
+        longer fit are cancelled (kept for the record, never deleted); invoiced
+        ones are never changed, and no new schedule overlaps them.
+        """
+        Schedule = self.env["iot.invoicing.schedule"]
+        existing = Schedule.search([("contract_item_id", "in", self.ids)]).grouped("contract_item_id")
+        to_create, to_cancel, updates = [], Schedule, defaultdict(Schedule.browse)
+        periods_cache = {}
+        for item in self:
+            current = {schedule.date_from: schedule for schedule in existing.get(item, Schedule)}
+            invoiced = [s for s in current.values() if s.state == "invoiced"]
+            matched = Schedule
+            for vals in item._iot_schedule_periods(periods_cache):
+                schedule = current.get(vals["date_from"])
+                if schedule:
+                    matched |= schedule
+                    if schedule.state != "invoiced":
+                        changes = schedule._iot_changes(vals)
+                        if changes:
+                            updates[tuple(sorted(changes.items()))] |= schedule
+                elif not any(s.date_from <= vals["date_to"] and vals["date_from"] <= s.date_to for s in invoiced):
+                    to_create.append(dict(vals, contract_item_id=item.id))
+            to_cancel |= (existing.get(item, Schedule) - matched).filtered(lambda schedule: schedule.state == "planned")
+        to_cancel.write({"state": "cancelled"})
+        for key, schedules in updates.items():
+            schedules.write(dict(key))
+        return Schedule._iot_insert_schedules(to_create)
+
+    # ------------------------------------------------------------------
+    # Actions
+    # ------------------------------------------------------------------
+    def action_view_schedules(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("iot_contract.iot_invoicing_schedule_action")
+        action["domain"] = [("contract_item_id", "=", self.id)]
+        action["context"] = {}
+        return action
+
+    def action_terminate_today(self):
+        devices = self.device_id.filtered(lambda device: device.state != "terminated")
+        if devices:
+            devices.action_terminate()
+        (self - devices.contract_item_ids)._iot_terminate(fields.Date.context_today(self))
+        return True

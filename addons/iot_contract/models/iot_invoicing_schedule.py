@@ -1,0 +1,237 @@
+from odoo import api, fields, models
+from odoo.tools import create_index
+from odoo.tools.float_utils import float_compare
+
+from ..tools import period_bounds
+
+
+class IotInvoicingSchedule(models.Model):
+    _name = "iot.invoicing.schedule"
+    _description = "IoT Invoicing Schedule"
+    _order = "date_from, contract_item_id, id"
+    _rec_name = "contract_item_id"
+    _check_company_auto = True
+
+    contract_item_id = fields.Many2one(
+        "iot.contract.item",
+        string="Contract Item",
+        required=True,
+        ondelete="cascade",
+        index=True,
+        check_company=True,
+    )
+    contract_id = fields.Many2one(related="contract_item_id.contract_id", store=True, index=True, precompute=True)
+    device_id = fields.Many2one(
+        related="contract_item_id.device_id", store=True, index="btree_not_null", precompute=True
+    )
+    product_id = fields.Many2one(related="contract_item_id.product_id", store=True, precompute=True)
+    partner_id = fields.Many2one(related="contract_item_id.contract_id.partner_id", string="Customer")
+    company_id = fields.Many2one(related="contract_item_id.company_id", store=True, index=True, precompute=True)
+    currency_id = fields.Many2one(related="contract_item_id.currency_id", store=True, precompute=True)
+    date_from = fields.Date(required=True)
+    date_to = fields.Date(required=True, help="Last day of the period (included).")
+    invoice_date = fields.Date(
+        required=True,
+        help="When the schedule becomes due: the end of its billing period (fees in arrears) "
+        "or its start (fees in advance). Schedules of a contract due on the same date are "
+        "invoiced together.",
+    )
+    fixed_amount = fields.Monetary(string="Fixed Fee")
+    usage_quantity = fields.Float(digits=(16, 6), help="Filled when usage is valued.")
+    usage_amount = fields.Monetary(help="Filled when usage is valued.")
+    amount_total = fields.Monetary(string="Total", compute="_compute_amount_total", store=True)
+    state = fields.Selection(
+        [("planned", "Planned"), ("invoiced", "Invoiced"), ("cancelled", "Cancelled")],
+        required=True,
+        default="planned",
+        readonly=True,
+        copy=False,
+    )
+    invoice_id = fields.Many2one(
+        "account.move",
+        string="Invoice",
+        readonly=True,
+        copy=False,
+        index="btree_not_null",
+        ondelete="restrict",
+    )
+    invoice_line_ids = fields.Many2many(
+        "account.move.line",
+        "iot_invoicing_schedule_account_move_line_rel",
+        "schedule_id",
+        "move_line_id",
+        string="Invoice Lines",
+        readonly=True,
+        copy=False,
+    )
+    invoice_line_id = fields.Many2one(
+        "account.move.line",
+        compute="_compute_invoice_line_id",
+        help="First invoice line of the schedule (its fixed fee, usually); see Invoice Lines.",
+    )
+
+    _sql_constraints = [
+        (
+            "item_date_from_unique",
+            "unique(contract_item_id, date_from)",
+            "A contract item has one schedule per period.",
+        ),
+        ("dates_ordered", "CHECK(date_from <= date_to)", "A schedule ends after it starts."),
+    ]
+
+    def init(self):
+        # The billing run's query: planned schedules due by a date, per company.
+        create_index(
+            self.env.cr,
+            "iot_invoicing_schedule_due_idx",
+            self._table,
+            ["state", "invoice_date", "company_id"],
+        )
+
+    @api.depends("fixed_amount", "usage_amount")
+    def _compute_amount_total(self):
+        for schedule in self:
+            schedule.amount_total = schedule.fixed_amount + schedule.usage_amount
+
+    @api.depends("invoice_line_ids")
+    def _compute_invoice_line_id(self):
+        for schedule in self:
+            schedule.invoice_line_id = schedule.invoice_line_ids[:1]
+
+    def _iot_changes(self, vals):
+        """The part of ``vals`` that differs from this planned schedule (plus re-planning)."""
+        self.ensure_one()
+        changes = {}
+        for key, value in vals.items():
+            if key == "fixed_amount":
+                if float_compare(self.fixed_amount, value, precision_rounding=self.currency_id.rounding):
+                    changes[key] = value
+            elif self[key] != value:
+                changes[key] = value
+        if self.state == "cancelled":
+            changes["state"] = "planned"
+        return changes
+
+    # ------------------------------------------------------------------
+    # Hooks of the billing engine (see readme/USAGE.md)
+    # ------------------------------------------------------------------
+    def _iot_value_usage(self, run):
+        """Hook 1: value the usage of these schedules before they are invoiced.
+
+        Called by the billing run (``run``: iot.billing.run) on the locked,
+        due schedules of one contract. Base: nothing to value. iot_usage fills
+        ``usage_quantity`` and ``usage_amount`` here.
+        """
+        return True
+
+    def _iot_invoice_line_parts(self):
+        """Hook 2: the invoice line parts of these schedules, a list of dicts.
+
+        One dict per part and schedule: ``schedule_id``, ``kind`` ("fixed" or
+        "usage"), ``product_id``, ``name``, ``quantity``, ``price_unit``,
+        ``amount`` (currency-rounded quantity * price_unit) and ``currency_id``.
+        Base: the fixed fee of every schedule whose fee is not zero. iot_usage
+        adds the usage parts.
+        """
+        parts = []
+        period_labels = {}
+        for schedule in self:
+            if schedule.currency_id.is_zero(schedule.fixed_amount):
+                continue
+            parts.append(
+                {
+                    "schedule_id": schedule.id,
+                    "kind": "fixed",
+                    "product_id": schedule.product_id.id,
+                    "name": schedule._iot_line_name(schedule.product_id, period_labels),
+                    "quantity": 1.0,
+                    "price_unit": schedule.fixed_amount,
+                    "amount": schedule.fixed_amount,
+                    "currency_id": schedule.currency_id.id,
+                }
+            )
+        return parts
+
+    def _iot_line_name(self, product, period_labels=None):
+        """'IOT_NS542 — Premium Fleet Subscription — April 2022'.
+
+        ``period_labels`` caches the period labels of a batch: thousands of
+        schedules share a few periods, and formatting a date costs ~0.4 ms.
+        """
+        self.ensure_one()
+        billing_period = self.contract_item_id.billing_period
+        key = (self.contract_id.id, self.date_from, self.date_to, billing_period)
+        label = period_labels.get(key) if period_labels is not None else None
+        if label is None:
+            period_start, period_end = period_bounds(self.date_from, billing_period)
+            label = self.contract_id._iot_period_label(self.date_from, self.date_to, period_start, period_end)
+            if period_labels is not None:
+                period_labels[key] = label
+        return " — ".join([self.contract_item_id.name, product.name, label])
+
+    @api.model
+    def _iot_insert_schedules(self, vals_list):
+        """Insert planned schedules in one statement; return them.
+
+        ``vals_list``: dicts of ``contract_item_id``, ``date_from``, ``date_to``,
+        ``invoice_date``, ``fixed_amount``. Raw SQL because activating 10,000
+        devices makes 120,000 schedules: the ORM create (related fields
+        precomputed per row) runs at under 1,000 rows/s here, this at tens of
+        thousands. The related columns are copied from the (flushed) items.
+        A module adding a required stored field to schedules must fill it here.
+        """
+        if not vals_list:
+            return self.browse()
+        self.env["iot.contract.item"].flush_model()
+        self.env.cr.execute(
+            """
+            INSERT INTO iot_invoicing_schedule (
+                contract_item_id, contract_id, device_id, product_id, company_id, currency_id,
+                date_from, date_to, invoice_date, fixed_amount, usage_quantity, usage_amount,
+                amount_total, state, create_uid, write_uid, create_date, write_date)
+            SELECT item.id, item.contract_id, item.device_id, item.product_id, item.company_id,
+                   item.currency_id, row.date_from, row.date_to, row.invoice_date,
+                   row.fixed_amount, 0, 0, row.fixed_amount, 'planned',
+                   %(uid)s, %(uid)s, %(now)s, %(now)s
+              FROM unnest(%(item_ids)s::int[], %(dates_from)s::date[], %(dates_to)s::date[],
+                          %(invoice_dates)s::date[], %(amounts)s::numeric[])
+                   AS row(item_id, date_from, date_to, invoice_date, fixed_amount)
+              JOIN iot_contract_item item ON item.id = row.item_id
+            RETURNING id
+            """,
+            {
+                "uid": self.env.uid,
+                "now": fields.Datetime.now(),
+                "item_ids": [vals["contract_item_id"] for vals in vals_list],
+                "dates_from": [vals["date_from"] for vals in vals_list],
+                "dates_to": [vals["date_to"] for vals in vals_list],
+                "invoice_dates": [vals["invoice_date"] for vals in vals_list],
+                "amounts": [vals["fixed_amount"] for vals in vals_list],
+            },
+        )
+        schedules = self.browse([row[0] for row in self.env.cr.fetchall()])
+        self.env["iot.contract.item"].invalidate_model(["schedule_ids"])
+        self.env["iot.device"].invalidate_model(["schedule_count"])
+        return schedules
+
+    @api.model
+    def _iot_lock_planned(self, schedule_ids):
+        """Lock the schedules still planned among ``schedule_ids``, skip those locked elsewhere.
+
+        What makes billing exactly-once: a concurrent run holding some of them
+        gets them, this one gets the others; once invoiced they are no longer
+        planned. Under Odoo's REPEATABLE READ, a schedule another run invoiced
+        and committed since this transaction began raises a serialization
+        failure, which the caller treats as "taken".
+        """
+        self.flush_model(["state"])
+        self.env.cr.execute(
+            """SELECT id FROM iot_invoicing_schedule
+                WHERE id IN %s AND state = 'planned'
+                ORDER BY id
+                  FOR UPDATE SKIP LOCKED""",
+            [tuple(schedule_ids)],
+            # A serialization failure is expected under concurrency; the run handles it.
+            log_exceptions=False,
+        )
+        return self.browse([row[0] for row in self.env.cr.fetchall()])

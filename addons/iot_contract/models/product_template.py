@@ -1,0 +1,27 @@
+from odoo import fields, models
+
+
+class ProductTemplate(models.Model):
+    _inherit = "product.template"
+
+    iot_is_plan = fields.Boolean(
+        string="IoT Plan",
+        help="A subscription plan devices can be activated on; its sales price is the fixed fee of one billing period.",
+    )
+    iot_duration_months = fields.Integer(
+        string="Duration (months)", default=12, help="Default duration of a contract item."
+    )
+    iot_billing_period = fields.Selection(
+        [("monthly", "Monthly"), ("quarterly", "Quarterly"), ("yearly", "Yearly")],
+        string="Billing Period",
+        default="monthly",
+        required=True,
+    )
+
+    _sql_constraints = [
+        (
+            "iot_duration_months_positive",
+            "CHECK(iot_duration_months >= 0)",
+            "The duration of a plan cannot be negative.",
+        ),
+    ]

@@ -1,0 +1,41 @@
+"""Billing periods: calendar-aligned slices of a contract item's dates.
+
+A monthly item starting on 15 April is billed 15-30 April (prorated), then
+May, June, ... Quarterly and yearly periods follow calendar quarters and years.
+"""
+
+from datetime import timedelta
+
+from dateutil.relativedelta import relativedelta
+
+PERIOD_MONTHS = {"monthly": 1, "quarterly": 3, "yearly": 12}
+
+
+def period_bounds(day, billing_period):
+    """First and last day of the calendar period that contains ``day``."""
+    months = PERIOD_MONTHS[billing_period]
+    start = day.replace(month=((day.month - 1) // months) * months + 1, day=1)
+    return start, start + relativedelta(months=months, days=-1)
+
+
+def split_periods(date_start, date_end, billing_period):
+    """Yield ``(date_from, date_to, period_start, period_end)`` covering the item's dates."""
+    current = date_start
+    while current <= date_end:
+        period_start, period_end = period_bounds(current, billing_period)
+        yield current, min(period_end, date_end), period_start, period_end
+        current = period_end + timedelta(days=1)
+
+
+def item_date_end(date_start, duration_months):
+    """Last day (inclusive) of an item of ``duration_months`` starting on ``date_start``."""
+    return date_start + relativedelta(months=duration_months, days=-1)
+
+
+def prorate(price, date_from, date_to, period_start, period_end, currency):
+    """Price of a partial period: days covered / days of the full period, rounded at the end."""
+    days = (date_to - date_from).days + 1
+    period_days = (period_end - period_start).days + 1
+    if days >= period_days:
+        return price
+    return currency.round(price * days / period_days)

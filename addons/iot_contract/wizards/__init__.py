@@ -1,0 +1,2 @@
+from . import iot_device_activate_wizard
+from . import iot_billing_run_wizard
