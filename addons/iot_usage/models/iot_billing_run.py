@@ -1,0 +1,25 @@
+from datetime import timedelta
+
+from odoo import models
+
+
+class IotBillingRun(models.Model):
+    _inherit = "iot.billing.run"
+
+    def _iot_cutoff_date(self):
+        return self.date - timedelta(days=self.company_id.iot_usage_grace_days)
+
+    def _due_schedule_domain(self):
+        domain = super()._due_schedule_domain()
+        if self.company_id.iot_usage_grace_days:
+            domain = [("invoice_date", "<=", self._iot_cutoff_date())] + domain
+        return domain
+
+    def _execute(self):
+        result = super()._execute()
+        # Once a run is past their period, readings no contract item covers will never be
+        # billed: reject them visibly (they can be re-processed after an activation).
+        self.env["iot.invoicing.schedule"]._iot_reject_orphan_readings(
+            self.company_id, self._iot_cutoff_date()
+        )
+        return result

@@ -1,0 +1,375 @@
+import json
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from odoo import api, fields, models
+from odoo.addons.iot_device.tools import (
+    ApiInputError,
+    check_batch,
+    optional_payload,
+    parse_utc_timestamp,
+    require_entry,
+    require_text,
+    storable_text,
+)
+from odoo.exceptions import UserError
+
+# Quantities are stored exactly with this many decimals (numeric column).
+QUANTITY_DIGITS = 6
+QUANTITY_STEP = Decimal(1).scaleb(-QUANTITY_DIGITS)
+# numeric(20, 6) keeps 14 integer digits; a larger reading is a device error.
+MAX_QUANTITY = Decimal("1e14")
+SOURCES = [("api", "API"), ("mqtt", "MQTT"), ("import", "Import"), ("manual", "Manual")]
+
+
+def parse_quantity(value):
+    """A reading's quantity as an exact Decimal, from a JSON number or a decimal string."""
+    if isinstance(value, bool) or value is None:
+        raise ApiInputError("'quantity' must be a number or a decimal string")
+    if isinstance(value, float):
+        value = repr(value)  # the shortest text that round-trips: 0.1 stays 0.1
+    if isinstance(value, int):
+        if value >= MAX_QUANTITY:  # also spares str() of a 5,000-digit integer (ValueError)
+            raise ApiInputError("quantity is too large (limit %s)" % MAX_QUANTITY)
+        value = str(value)
+    if not isinstance(value, str):
+        raise ApiInputError("'quantity' must be a number or a decimal string")
+    try:
+        quantity = Decimal(value.strip())
+    except InvalidOperation:
+        raise ApiInputError("quantity %r is not a number" % value[:40]) from None
+    if not quantity.is_finite():
+        raise ApiInputError("quantity %r is not finite" % value[:40])
+    if quantity < 0:
+        raise ApiInputError("quantity %s is negative" % value[:40])
+    if quantity >= MAX_QUANTITY:
+        raise ApiInputError("quantity %s is too large (limit %s)" % (value[:40], MAX_QUANTITY))
+    return quantity.quantize(QUANTITY_STEP, rounding=ROUND_HALF_UP)
+
+
+class IotUsage(models.Model):
+    _name = "iot.usage"
+    _description = "IoT Usage Reading"
+    _order = "timestamp desc, id desc"
+    _rec_name = "message_id"
+
+    # Indexed by the composite indexes below (device first), not on its own.
+    device_id = fields.Many2one("iot.device", ondelete="restrict")
+    company_id = fields.Many2one(
+        "res.company", required=True, index=True, default=lambda self: self.env.company
+    )
+    metric_id = fields.Many2one("iot.usage.metric", ondelete="restrict")
+    quantity = fields.Float(digits=(20, QUANTITY_DIGITS))
+    timestamp = fields.Datetime(help="When the device measured it (UTC).")
+    received_at = fields.Datetime(default=fields.Datetime.now)
+    message_id = fields.Char(string="Message ID", help="Idempotency key, unique per device.")
+    source = fields.Selection(SOURCES, required=True, default="manual")
+    payload = fields.Json(help="Extra keys a platform sent with the reading.")
+    contract_item_id = fields.Many2one("iot.contract.item", index="btree_not_null")
+    schedule_id = fields.Many2one("iot.invoicing.schedule", index="btree_not_null")
+    state = fields.Selection(
+        [
+            ("to_value", "To value"),
+            ("valued", "Valued"),
+            ("invoiced", "Invoiced"),
+            ("rejected", "Rejected"),
+        ],
+        required=True,
+        default="to_value",
+        index=True,
+    )
+    is_late = fields.Boolean(
+        help="Measured in a period already invoiced: billed on the item's next open schedule."
+    )
+    # What was received, kept for rejected input so that nothing is lost.
+    identifier = fields.Char(help="Device identifier as received (rejected readings).")
+    metric_code = fields.Char(help="Metric code as received (rejected readings).")
+    raw_input = fields.Text(help="The entry exactly as received (rejected readings).")
+    reject_reason = fields.Char()
+
+    _sql_constraints = [
+        (
+            "device_message_unique",
+            "unique(device_id, message_id)",
+            "This device already sent a reading with this message ID.",
+        ),
+    ]
+
+    def init(self):
+        # The billing queries read one device's readings of one metric over a period,
+        # and the readings still to value of the due devices (a small, moving subset).
+        self.env.cr.execute(
+            """
+            CREATE INDEX IF NOT EXISTS iot_usage_device_metric_timestamp_idx
+                ON iot_usage (device_id, metric_id, timestamp);
+            CREATE INDEX IF NOT EXISTS iot_usage_to_value_device_idx
+                ON iot_usage (device_id, timestamp) WHERE state = 'to_value';
+            CREATE UNIQUE INDEX IF NOT EXISTS iot_usage_rejected_unknown_device_uniq
+                ON iot_usage (identifier, message_id) WHERE device_id IS NULL;
+            """
+        )
+
+    # ------------------------------------------------------------------
+    # Ingestion
+    # ------------------------------------------------------------------
+    @api.model
+    def _parse_reading(self, entry):
+        require_entry(entry)
+        return {
+            "identifier": require_text(entry, "identifier", 128),
+            "metric": require_text(entry, "metric", 64),
+            "quantity": parse_quantity(entry.get("quantity")),
+            "timestamp": parse_utc_timestamp(entry.get("timestamp")),
+            "message_id": require_text(entry, "message_id", 255),
+            "payload": optional_payload(entry),
+        }
+
+    @api.model
+    def _metric_ids_by_code(self):
+        return {metric.code: metric.id for metric in self.env["iot.usage.metric"].search([])}
+
+    @api.model
+    def api_ingest(self, records, source="api"):
+        """Store usage readings; a reading re-sent with the same message_id counts once.
+
+        Returns ``{"accepted": n, "duplicates": n, "rejected": [{"index", "reason"}]}``.
+        Rejected entries are stored too (state ``rejected``, with the raw entry
+        and the reason) so that they can be fixed and re-processed.
+        """
+        check_batch(records)
+        if source not in dict(SOURCES):
+            raise ApiInputError("source must be one of %s" % ", ".join(dict(SOURCES)))
+        self.check_access("create")
+        good, rejected = [], []
+        for index, entry in enumerate(records):
+            try:
+                good.append((index, self._parse_reading(entry)))
+            except ApiInputError as error:
+                rejected.append((index, entry, None, str(error)))
+
+        devices = self.env["iot.device"]._api_find_by_identifier(
+            {reading["identifier"] for _index, reading in good}
+        )
+        metrics = self._metric_ids_by_code()
+        rows = []
+        for index, reading in good:
+            device = devices.get(reading["identifier"])
+            if not device:
+                reason = "unknown device %r" % reading["identifier"]
+            elif reading["metric"] not in metrics:
+                reason = "unknown metric %r" % reading["metric"]
+            else:
+                reading["device_id"] = device.id
+                reading["company_id"] = device.company_id.id
+                reading["metric_id"] = metrics[reading["metric"]]
+                rows.append(reading)
+                continue
+            rejected.append((index, records[index], device, reason))
+
+        accepted = self._insert_readings(rows, source) if rows else 0
+        if rejected:
+            self._store_rejected([(entry, device, reason) for _i, entry, device, reason in rejected], source)
+        return {
+            "accepted": accepted,
+            "duplicates": len(rows) - accepted,
+            "rejected": sorted(
+                ({"index": index, "reason": reason} for index, _e, _d, reason in rejected),
+                key=lambda item: item["index"],
+            ),
+        }
+
+    @api.model
+    def _insert_readings(self, rows, source):
+        """Insert valid readings in one statement; (device, message_id) already stored are skipped.
+
+        Raw SQL: ON CONFLICT DO NOTHING makes retries and concurrent batches
+        safe, and the ORM's per-row create cannot carry IoT volume. Access was
+        checked by the caller; the company is the device's own.
+        """
+        self.flush_model()
+        self.env.cr.execute(
+            """
+            INSERT INTO iot_usage (
+                device_id, company_id, metric_id, quantity, timestamp, message_id, payload,
+                source, state, is_late, received_at, create_uid, write_uid, create_date, write_date)
+            SELECT row.device_id, row.company_id, row.metric_id, row.quantity, row.timestamp,
+                   row.message_id, row.payload::jsonb, %(source)s, 'to_value', false,
+                   %(now)s, %(uid)s, %(uid)s, %(now)s, %(now)s
+              FROM unnest(%(device_ids)s::int[], %(company_ids)s::int[], %(metric_ids)s::int[],
+                          %(quantities)s::numeric[], %(timestamps)s::timestamp[],
+                          %(message_ids)s::varchar[], %(payloads)s::text[])
+                   AS row(device_id, company_id, metric_id, quantity, timestamp, message_id, payload)
+            ON CONFLICT (device_id, message_id) DO NOTHING
+            """,
+            {
+                "source": source,
+                "now": fields.Datetime.now(),
+                "uid": self.env.uid,
+                "device_ids": [row["device_id"] for row in rows],
+                "company_ids": [row["company_id"] for row in rows],
+                "metric_ids": [row["metric_id"] for row in rows],
+                "quantities": [row["quantity"] for row in rows],
+                "timestamps": [row["timestamp"] for row in rows],
+                "message_ids": [row["message_id"] for row in rows],
+                "payloads": [row["payload"] for row in rows],
+            },
+        )
+        inserted = self.env.cr.rowcount
+        self.invalidate_model()
+        return inserted
+
+    @api.model
+    def _store_rejected(self, rejected, source):
+        """Keep every rejected entry with what was received and why.
+
+        A rejected entry re-sent with the same message id is stored once.
+        """
+        vals_list = []
+        for entry, device, reason in rejected:
+            entry_dict = entry if isinstance(entry, dict) else {}
+            message_id = entry_dict.get("message_id")
+            vals_list.append(
+                {
+                    "device_id": device.id if device else None,
+                    "company_id": device.company_id.id if device else self.env.company.id,
+                    "identifier": _as_text(entry_dict.get("identifier"), 128),
+                    "metric_code": _as_text(entry_dict.get("metric"), 64),
+                    "message_id": _as_text(message_id, 255),
+                    "raw_input": _raw_text(entry),
+                    "reject_reason": reason[:255],
+                }
+            )
+        self.flush_model()
+        self.env.cr.execute(
+            """
+            INSERT INTO iot_usage (
+                device_id, company_id, identifier, metric_code, message_id, raw_input,
+                reject_reason, source, state, is_late, received_at,
+                create_uid, write_uid, create_date, write_date)
+            SELECT row.device_id, row.company_id, row.identifier, row.metric_code, row.message_id,
+                   row.raw_input, row.reject_reason, %(source)s, 'rejected', false, %(now)s,
+                   %(uid)s, %(uid)s, %(now)s, %(now)s
+              FROM unnest(%(device_ids)s::int[], %(company_ids)s::int[], %(identifiers)s::varchar[],
+                          %(metric_codes)s::varchar[], %(message_ids)s::varchar[],
+                          %(raw_inputs)s::text[], %(reasons)s::varchar[])
+                   AS row(device_id, company_id, identifier, metric_code, message_id, raw_input,
+                          reject_reason)
+            ON CONFLICT DO NOTHING
+            """,
+            {
+                "source": source,
+                "now": fields.Datetime.now(),
+                "uid": self.env.uid,
+                **{
+                    key: [vals[field] for vals in vals_list]
+                    for key, field in (
+                        ("device_ids", "device_id"),
+                        ("company_ids", "company_id"),
+                        ("identifiers", "identifier"),
+                        ("metric_codes", "metric_code"),
+                        ("message_ids", "message_id"),
+                        ("raw_inputs", "raw_input"),
+                        ("reasons", "reject_reason"),
+                    )
+                },
+            },
+        )
+        self.invalidate_model()
+
+    @api.model
+    def api_reject(self, items, source="mqtt"):
+        """Store payloads that could not even be read as entries (not JSON, not UTF-8).
+
+        ``items``: list of ``{"topic", "raw", "reason"}``. Returns ``{"stored": n}``.
+        """
+        check_batch(items)
+        self.check_access("create")
+        vals_list = []
+        for item in items:
+            item = item if isinstance(item, dict) else {"raw": item}
+            topic = _as_text(item.get("topic"), 255) or ""
+            parts = topic.split("/")
+            vals_list.append(
+                {
+                    "identifier": parts[-2][:128] if len(parts) >= 3 else None,
+                    "raw_input": _raw_text(item.get("raw")),
+                    "reject_reason": (_as_text(item.get("reason"), 200) or "unreadable payload")
+                    + (" (topic %s)" % topic if topic else ""),
+                    "source": source if source in dict(SOURCES) else "mqtt",
+                    "state": "rejected",
+                }
+            )
+        self.create(vals_list)
+        return {"stored": len(vals_list)}
+
+    # ------------------------------------------------------------------
+    # Re-processing rejected readings
+    # ------------------------------------------------------------------
+    def action_reprocess(self):
+        """Run rejected readings through ingestion again, e.g. after the device was registered.
+
+        Those that pass become normal readings; the others stay rejected with
+        the new reason. Nothing is deleted before its replacement is stored.
+        """
+        rejected = self.filtered(lambda usage: usage.state == "rejected")
+        if not rejected:
+            raise UserError(self.env._("Select rejected readings to re-process."))
+        # Valid readings rejected for lack of a contract item only need another look
+        # at the next billing run.
+        stored_valid = rejected.filtered(lambda usage: usage.device_id and usage.metric_id)
+        stored_valid.write({"state": "to_value", "reject_reason": False})
+        entries = []
+        for usage in rejected - stored_valid:
+            try:
+                entry = json.loads(usage.raw_input or "")
+            except ValueError:
+                continue  # not JSON (an unreadable MQTT payload): stays rejected as it is
+            if isinstance(entry, dict):
+                entries.append((usage, entry))
+        resolved = stored_valid
+        for company, group in _group_by_company(entries):
+            records = [entry for _usage, entry in group]
+            # The stored reject would collide with a reading re-sent under the same
+            # message id: remove it first, inside the savepoint that re-inserts it.
+            with self.env.cr.savepoint():
+                usages = self.browse([usage.id for usage, _entry in group])
+                usages.unlink()
+                result = self.with_company(company).api_ingest(records, source="import")
+            still_rejected = {item["index"] for item in result["rejected"]}
+            resolved |= self.browse(
+                [usage.id for position, (usage, _e) in enumerate(group) if position not in still_rejected]
+            )
+        message = self.env._(
+            "%(ok)s readings re-processed, %(bad)s still rejected.",
+            ok=len(resolved),
+            bad=len(rejected) - len(resolved),
+        )
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {"message": message, "type": "info", "next": {"type": "ir.actions.act_window_close"}},
+        }
+
+
+def _group_by_company(entries):
+    groups = {}
+    for usage, entry in entries:
+        groups.setdefault(usage.company_id, []).append((usage, entry))
+    return groups.items()
+
+
+def _as_text(value, limit):
+    return storable_text(value, limit)
+
+
+def _raw_text(entry):
+    """The received entry as text, whatever it was; JSON when it can be."""
+    if isinstance(entry, str):
+        return storable_text(entry)
+    try:
+        return storable_text(json.dumps(entry, default=str, ensure_ascii=False))
+    except (TypeError, ValueError, RecursionError):
+        pass
+    try:
+        return storable_text(repr(entry)[:100000])
+    except (ValueError, RecursionError):  # a 5,000-digit integer, nesting too deep
+        return "<unprintable %s>" % type(entry).__name__

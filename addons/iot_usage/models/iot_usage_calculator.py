@@ -1,0 +1,173 @@
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+
+AGGREGATIONS = [
+    ("sum", "Sum"),
+    ("count", "Count of readings"),
+    ("max", "Maximum"),
+    ("last", "Last reading"),
+    ("avg", "Average"),
+    ("count_unique", "Count of distinct payload values"),
+]
+PRICINGS = [
+    ("per_unit", "Per unit"),
+    ("graduated", "Graduated tiers"),
+    ("volume", "Volume tiers"),
+    ("package", "Per package of N units"),
+    ("flat", "Flat amount above a threshold"),
+]
+
+
+def to_decimal(value):
+    """Float field values to Decimal through their shortest text, never their binary value."""
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value or 0)
+
+
+class IotUsageCalculator(models.Model):
+    _name = "iot.usage.calculator"
+    _description = "IoT Usage Data Calculator"
+    _order = "sequence, id"
+
+    name = fields.Char(required=True, translate=True, help="Shown on the invoice line.")
+    sequence = fields.Integer(default=10)
+    active = fields.Boolean(default=True)
+    product_tmpl_id = fields.Many2one(
+        "product.template", string="Plan", index=True, ondelete="cascade",
+        help="The plan whose contract items are valued by this rule.",
+    )
+    contract_item_id = fields.Many2one(
+        "iot.contract.item", index="btree_not_null", ondelete="cascade",
+        help="Set to override the plan's rules for one contract item.",
+    )
+    company_id = fields.Many2one("res.company", default=lambda self: self.env.company)
+    currency_id = fields.Many2one(related="company_id.currency_id")
+    source = fields.Selection(
+        [("usage", "Usage readings"), ("event", "Device events")], required=True, default="usage"
+    )
+    metric_id = fields.Many2one("iot.usage.metric", ondelete="restrict")
+    event_type = fields.Char(help="Event code counted when the source is device events.")
+    aggregation = fields.Selection(AGGREGATIONS, required=True, default="sum")
+    payload_key = fields.Char(help="Payload key whose distinct values are counted.")
+    pricing = fields.Selection(PRICINGS, required=True, default="per_unit")
+    unit_price = fields.Float(
+        digits="IoT Usage Price",
+        help="Price per unit, per package, or the flat amount, depending on the pricing.",
+    )
+    package_size = fields.Float(digits=(20, 6), default=1.0)
+    included_quantity = fields.Float(
+        digits=(20, 6), help="Free allowance per period, deducted before pricing."
+    )
+    minimum_amount = fields.Monetary(help="Charged when the period's amount is lower.")
+    rounding = fields.Selection(
+        [("period", "Round the period's amount"), ("reading", "Round each reading's amount")],
+        required=True,
+        default="period",
+        help="Per reading: each reading's amount is rounded to the currency before the sum "
+        "(per-unit pricing of a sum only).",
+    )
+    tier_ids = fields.One2many("iot.usage.calculator.tier", "calculator_id", string="Tiers", copy=True)
+    invoice_product_id = fields.Many2one(
+        "product.product", help="Product of the usage invoice line; the plan itself when empty."
+    )
+
+    @api.constrains("source", "metric_id", "event_type", "aggregation", "payload_key", "pricing",
+                    "package_size", "tier_ids", "product_tmpl_id", "contract_item_id", "rounding")
+    def _check_rule(self):
+        for calculator in self:
+            if bool(calculator.product_tmpl_id) == bool(calculator.contract_item_id):
+                raise ValidationError(
+                    self.env._("Calculator %s: set either a plan or a contract item.", calculator.name)
+                )
+            if calculator.source == "usage" and not calculator.metric_id:
+                raise ValidationError(self.env._("Calculator %s needs a metric.", calculator.name))
+            if calculator.source == "event" and not calculator.event_type:
+                raise ValidationError(self.env._("Calculator %s needs an event type.", calculator.name))
+            if calculator.source == "event" and calculator.aggregation != "count":
+                raise ValidationError(self.env._("Device events can only be counted."))
+            if calculator.aggregation == "count_unique" and not calculator.payload_key:
+                raise ValidationError(self.env._("Counting distinct values needs a payload key."))
+            if calculator.pricing == "package" and calculator.package_size <= 0:
+                raise ValidationError(self.env._("The package size must be positive."))
+            if calculator.pricing in ("graduated", "volume") and not calculator.tier_ids:
+                raise ValidationError(self.env._("Tiered pricing needs at least one tier."))
+            if calculator.rounding == "reading" and (
+                calculator.pricing != "per_unit"
+                or calculator.aggregation != "sum"
+                or calculator.included_quantity
+            ):
+                raise ValidationError(
+                    self.env._(
+                        "Rounding per reading applies to per-unit pricing of a sum, "
+                        "without included quantity."
+                    )
+                )
+
+    # ------------------------------------------------------------------
+    # Pricing: exact Decimal arithmetic, one rounding to the currency at the end
+    # ------------------------------------------------------------------
+    def _currency_step(self, currency):
+        return to_decimal(currency.rounding)
+
+    def _round_amount(self, amount, currency):
+        step = self._currency_step(currency)
+        return (amount / step).quantize(Decimal(1), rounding=ROUND_HALF_UP) * step
+
+    def _price(self, quantity, currency, reading_amounts=None):
+        """Amount for a period's aggregated quantity, rounded to the currency.
+
+        ``reading_amounts``: the period's rounded per-reading amounts, used
+        instead of the quantity when the rule rounds per reading.
+        """
+        self.ensure_one()
+        quantity = to_decimal(quantity)
+        unit_price = to_decimal(self.unit_price)
+        billable = max(Decimal(0), quantity - to_decimal(self.included_quantity))
+        if self.rounding == "reading" and reading_amounts is not None:
+            amount = sum(reading_amounts, Decimal(0))
+        elif self.pricing == "per_unit":
+            amount = billable * unit_price
+        elif self.pricing == "package":
+            packages = (billable / to_decimal(self.package_size)).to_integral_value(rounding=ROUND_CEILING)
+            amount = packages * unit_price
+        elif self.pricing == "flat":
+            amount = unit_price if billable > 0 else Decimal(0)
+        else:
+            amount = self._price_tiers(billable)
+        amount = self._round_amount(amount, currency)
+        minimum = to_decimal(self.minimum_amount)
+        return max(amount, minimum) if minimum else amount
+
+    def _price_tiers(self, billable):
+        """Graduated: each tier prices the units inside it. Volume: the tier the whole
+        quantity reaches prices every unit. A tier starting at N applies above N."""
+        tiers = sorted(
+            ((to_decimal(t.from_quantity), to_decimal(t.unit_price), to_decimal(t.flat_fee))
+             for t in self.tier_ids),
+            key=lambda tier: tier[0],
+        )
+        if not tiers or billable <= 0:
+            return Decimal(0)
+        if self.pricing == "volume":
+            reached = [tier for tier in tiers if billable > tier[0]] or tiers[:1]
+            _start, price, fee = reached[-1]
+            return billable * price + fee
+        amount = Decimal(0)
+        for position, (start, price, fee) in enumerate(tiers):
+            if billable <= start:
+                break
+            end = tiers[position + 1][0] if position + 1 < len(tiers) else None
+            units = (min(billable, end) if end is not None else billable) - start
+            amount += units * price + fee
+        return amount
+
+    def _reading_amount(self, quantity, currency):
+        """One reading's amount under per-reading rounding."""
+        return self._round_amount(to_decimal(quantity) * to_decimal(self.unit_price), currency)
+
+    def _unit_label(self):
+        self.ensure_one()
+        if self.source == "event":
+            return self.event_type
+        return self.metric_id.uom_id.name or self.metric_id.code

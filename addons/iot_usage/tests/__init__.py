@@ -1,0 +1,5 @@
+from . import test_usage_ingest
+from . import test_calculator_pricing
+from . import test_usage_billing
+from . import test_bad_input_property
+from . import test_bad_input_unstorable
