@@ -1,0 +1,6 @@
+from . import res_company
+from . import iot_contract_item
+from . import iot_contract
+from . import account_move_line
+from . import account_move
+from . import account_move_send

@@ -1,0 +1,163 @@
+from collections import defaultdict
+from decimal import ROUND_HALF_UP, Decimal
+
+from odoo import fields, models
+from odoo.addons.iot_contract.tools.periods import period_bounds
+from odoo.tools import format_date, formatLang
+
+from .res_company import GROUPING_POLICIES
+
+
+def _decimal(value):
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value or 0)
+
+
+class IotContract(models.Model):
+    _inherit = "iot.contract"
+
+    invoice_grouping = fields.Selection(
+        GROUPING_POLICIES,
+        required=True,
+        default=lambda self: self.env.company.iot_invoice_grouping,
+        tracking=True,
+        help="How the invoice lines of this contract are grouped. Each grouped line keeps the "
+        "list of its schedules; the per-device detail is exportable from the invoice.",
+    )
+
+    def _iot_prepare_invoice_lines(self, parts):
+        """Merge the parts of one invoice into a few lines, by the contract's policy.
+
+        Every line's quantity x unit price equals the sum of its members to the
+        cent: fixed fees are merged only with fees of the same unit price, and
+        usage lines fall back to 1 x amount when no exact split exists.
+        """
+        self.ensure_one()
+        schedules = self.env["iot.invoicing.schedule"].browse({part["schedule_id"] for part in parts})
+        info = self._iot_schedule_group_info(schedules)
+        groups = defaultdict(list)
+        for part in parts:
+            groups[self._iot_group_key(part, info[part["schedule_id"]])].append(part)
+        return [self._iot_grouped_line(key, members, info) for key, members in groups.items()]
+
+    def _iot_schedule_group_info(self, schedules):
+        """What the grouping keys and labels need of each schedule, read in bulk;
+        device types, tags and analytics only when the policy groups by them."""
+        self.ensure_one()
+        policy = self.invoice_grouping
+        schedules.fetch(["date_from", "date_to", "device_id", "contract_item_id"])
+        if policy in ("device_type", "device_tag"):
+            schedules.device_id.fetch(["device_type_id", "tag_ids"])
+        with_analytic = policy in ("analytic", "none")
+        item_fields = ["analytic_distribution", "billing_period"] if with_analytic else ["billing_period"]
+        schedules.contract_item_id.fetch(item_fields)
+        Tag = self.env["iot.device.tag"]
+        DeviceType = self.env["iot.device.type"]
+        info = {}
+        for schedule in schedules:
+            device = schedule.device_id
+            item = schedule.contract_item_id
+            info[schedule.id] = {
+                "date_from": schedule.date_from,
+                "date_to": schedule.date_to,
+                "device_id": device.id,
+                "device_type": device.device_type_id if policy == "device_type" else DeviceType,
+                "tag": device.tag_ids[:1] if policy == "device_tag" else Tag,
+                "analytic": (item.analytic_distribution or {}) if with_analytic else {},
+                "billing_period": item.billing_period,
+            }
+        return info
+
+    def _iot_group_key(self, part, info):
+        policy = self.invoice_grouping
+        if policy == "none":
+            return ("schedule", part["schedule_id"], part["kind"], part.get("calculator_id"))
+        key = (part["kind"], part["product_id"], part.get("calculator_id") or False)
+        if part["kind"] == "fixed":
+            key += (_decimal(part["price_unit"]),)
+        if policy == "plan_period":
+            key += (info["date_from"], info["date_to"])
+        elif policy == "plan_metric":
+            key += (part.get("metric_id") or False,)
+        elif policy == "device_type":
+            key += (info["device_type"].id,)
+        elif policy == "device_tag":
+            key += (info["tag"].id,)
+        elif policy == "analytic":
+            key += (tuple(sorted(info["analytic"].items())),)
+        return key
+
+    def _iot_grouped_line(self, key, members, info):
+        schedule_ids = list(dict.fromkeys(part["schedule_id"] for part in members))
+        first = members[0]
+        date_from = min(info[sid]["date_from"] for sid in schedule_ids)
+        date_to = max(info[sid]["date_to"] for sid in schedule_ids)
+        if len(members) == 1:
+            quantity, price_unit = first["quantity"], first["price_unit"]
+            name = first["name"]
+        else:
+            quantity, price_unit = self._iot_exact_quantity_and_price(members)
+            name = self._iot_grouped_line_name(members, info, schedule_ids, date_from, date_to)
+        vals = self._iot_prepare_line_vals(
+            dict(first, quantity=quantity, price_unit=price_unit, name=name), date_from, date_to
+        )
+        vals.update(
+            iot_line_kind=first["kind"],
+            iot_calculator_id=first.get("calculator_id") or False,
+            iot_member_count=len(members),
+        )
+        analytic = info[schedule_ids[0]]["analytic"]
+        if self.invoice_grouping in ("analytic", "none") and analytic:
+            vals["analytic_distribution"] = analytic
+        return vals, schedule_ids
+
+    def _iot_exact_quantity_and_price(self, members):
+        """A quantity and unit price whose product is exactly the members' total."""
+        currency = self.currency_id
+        precision = self.env["decimal.precision"]
+        price_step = Decimal(1).scaleb(-precision.precision_get("Product Price"))
+        quantity_step = Decimal(1).scaleb(-precision.precision_get("Product Unit of Measure"))
+        total = sum((_decimal(part["amount"]) for part in members), Decimal(0))
+        prices = {_decimal(part["price_unit"]) for part in members}
+        if len(prices) == 1:
+            price = prices.pop()
+            quantity = sum((_decimal(part["quantity"]) for part in members), Decimal(0))
+            exact_quantity = quantity == quantity.quantize(quantity_step)
+            rounded = _decimal(currency.round(float(quantity * price))) if exact_quantity else None
+            if exact_quantity and price == price.quantize(price_step) and rounded == total:
+                return float(quantity), float(price)
+        count = Decimal(len(members))
+        average = (total / count).quantize(price_step, rounding=ROUND_HALF_UP)
+        if average * count == total:
+            return float(count), float(average)
+        return 1.0, float(total)
+
+    def _iot_grouped_line_name(self, members, info, schedule_ids, date_from, date_to):
+        """'Premium Fleet Subscription — April 2022 — 10,000 devices'."""
+        first = members[0]
+        product = self.env["product.product"].browse(first["product_id"])
+        words = []
+        policy = self.invoice_grouping
+        if policy == "device_type":
+            words.append(info[schedule_ids[0]]["device_type"].name or self.env._("No device type"))
+        elif policy == "device_tag":
+            words.append(info[schedule_ids[0]]["tag"].name or self.env._("No tag"))
+        words.append(product.name)
+        if first["kind"] == "usage" and first.get("calculator_id"):
+            words.append(self.env["iot.usage.calculator"].browse(first["calculator_id"]).name)
+        words.append(self._iot_group_period_label(info, schedule_ids, date_from, date_to))
+        devices = {info[sid]["device_id"] for sid in schedule_ids if info[sid]["device_id"]}
+        subscriptions = sum(1 for sid in schedule_ids if not info[sid]["device_id"])
+        count = len(devices) + subscriptions
+        words.append(
+            self.env._("%(count)s devices", count=formatLang(self.env, count, digits=0))
+            if count != 1 else self.env._("1 device")
+        )
+        return " — ".join(word for word in words if word)
+
+    def _iot_group_period_label(self, info, schedule_ids, date_from, date_to):
+        periods = {(info[sid]["date_from"], info[sid]["date_to"]) for sid in schedule_ids}
+        if len(periods) == 1:
+            ((period_from, period_to),) = periods
+            start, end = period_bounds(period_from, info[schedule_ids[0]]["billing_period"])
+            return self._iot_period_label(period_from, period_to, start, end)
+        return "%s - %s" % (format_date(self.env, date_from), format_date(self.env, date_to))

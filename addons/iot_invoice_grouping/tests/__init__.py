@@ -1,0 +1,3 @@
+from . import test_grouping_policies
+from . import test_detail_export
+from . import test_large_fleet

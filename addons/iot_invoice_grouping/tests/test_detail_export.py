@@ -1,0 +1,96 @@
+import base64
+import csv
+import io
+from decimal import Decimal
+
+import openpyxl
+
+from odoo.exceptions import AccessError
+from odoo.tests import new_test_user, tagged
+
+from .common import IotGroupingCommon
+
+
+@tagged("post_install", "-at_install")
+class TestDetailExport(IotGroupingCommon):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.contract = cls._fleet("GRP-DETAIL", 25, "plan_period", "DET")
+        cls.env["iot.usage"].api_ingest([
+            {"identifier": "DET-%05d" % n, "metric": "kwh", "quantity": str(1000 + n * 37.5),
+             "timestamp": "2022-04-11T00:00:00Z", "message_id": "det-%d" % n}
+            for n in range(25)
+        ])
+
+    def _invoice(self):
+        invoice = self._run("2022-04-30")
+        self.assertEqual(len(invoice), 1)
+        return invoice
+
+    def test_csv_rows_and_total_match_the_invoice(self):
+        invoice = self._invoice()
+        content = invoice.api_iot_invoice_detail(invoice.id, "csv")["content"]
+        rows = list(csv.reader(io.StringIO(base64.b64decode(content).decode("utf-8-sig"))))
+        header, body, totals = rows[0], rows[1:-1], rows[-1]
+        self.assertEqual(header[0], "Device")
+        self.assertEqual(len(body), 50, "25 fixed fees + 25 usage amounts")
+        self.assertEqual(sum(Decimal(row[10]) for row in body), Decimal(str(invoice.amount_untaxed)))
+        self.assertEqual(Decimal(totals[10]), Decimal(str(invoice.amount_untaxed)))
+        self.assertEqual({row[11] for row in body}, {"1", "2"}, "every row names its invoice line")
+        self.assertIn("Premium Fleet Subscription — April 2022 — 25 devices", {row[12] for row in body})
+
+    def test_xlsx_read_back(self):
+        invoice = self._invoice()
+        action = invoice.action_iot_export_detail_xlsx()
+        attachment = self.env["ir.attachment"].browse(int(action["url"].split("/")[3].split("?")[0]))
+        sheet = openpyxl.load_workbook(io.BytesIO(attachment.raw), read_only=True).active
+        values = list(sheet.iter_rows(values_only=True))
+        body = values[2:-1]
+        self.assertEqual(len(body), 50)
+        self.assertAlmostEqual(sum(row[10] for row in body), invoice.amount_untaxed, places=2)
+        self.assertAlmostEqual(values[-1][10], invoice.amount_untaxed, places=2)
+        self.assertEqual(values[-1][11], "50 rows")
+        self.assertEqual({row[11] for row in body}, {1, 2}, "every row names its invoice line")
+        lines = list(openpyxl.load_workbook(io.BytesIO(attachment.raw), read_only=True)["Invoice lines"]
+                     .iter_rows(values_only=True))[1:]
+        self.assertEqual([line[1] for line in lines], invoice.invoice_line_ids.sorted("sequence").mapped("name"))
+        self.assertAlmostEqual(sum(line[4] for line in lines), invoice.amount_untaxed, places=2)
+
+    def test_attached_when_posted_if_the_company_asks(self):
+        self.env.company.iot_attach_detail = True
+        invoice = self._invoice()
+        attachments = self.env["ir.attachment"].search(
+            [("res_model", "=", "account.move"), ("res_id", "=", invoice.id)]
+        )
+        self.assertIn("%s-detail.xlsx" % invoice.name.replace("/", "-"), attachments.mapped("name"))
+        sent = self.env["account.move.send"]._get_invoice_extra_attachments(invoice)
+        self.assertIn(invoice.iot_detail_attachment_id, sent, "the detail goes out with the invoice")
+
+    def test_who_cannot_read_the_invoice_cannot_read_its_detail(self):
+        invoice = self._invoice()
+        integration = new_test_user(
+            self.env, login="grp_integration", groups="base.group_portal,iot_device.group_iot_integration"
+        )
+        with self.assertRaises(AccessError):
+            self.env["account.move"].with_user(integration).api_iot_invoice_detail(invoice.id, "csv")
+        other_company = self.env["res.company"].create({"name": "Grouping Co B"})
+        accountant_b = new_test_user(
+            self.env, login="grp_accountant_b", groups="account.group_account_invoice",
+            company_id=other_company.id, company_ids=[(6, 0, other_company.ids)],
+        )
+        with self.assertRaises(AccessError):
+            self.env["account.move"].with_user(accountant_b).api_iot_invoice_detail(invoice.id, "xlsx")
+        accountant = new_test_user(self.env, login="grp_accountant", groups="account.group_account_invoice")
+        detail = self.env["account.move"].with_user(accountant).api_iot_invoice_detail(invoice.id, "csv")
+        self.assertTrue(detail["filename"].endswith("-detail.csv"))
+
+    def test_invoice_pdf_carries_a_short_summary(self):
+        invoice = self._invoice()
+        html = self.env["ir.actions.report"]._render_qweb_html("account.report_invoice", invoice.ids)[0].decode()
+        self.assertIn("Devices billed", html)
+        self.assertIn("Energy", html)
+        self.assertNotIn("DET-00007", html, "the PDF stays short: no per-device line")
+        invoice.iot_show_summary = False
+        html = self.env["ir.actions.report"]._render_qweb_html("account.report_invoice", invoice.ids)[0].decode()
+        self.assertNotIn("Devices billed", html)
