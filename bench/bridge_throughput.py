@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""End-to-end bridge throughput: simulator -> Mosquitto (docker/mosquitto.conf) -> bridge -> Odoo.
+
+    python3 bench/bridge_throughput.py [--db bridge_demo] [--devices 20] [--readings 1000] [--batch 1]
+
+Starts a private broker and an Odoo server on the database (four modules installed,
+demo user iot-bridge), then for 3.1.1 x1, v5 x1 and v5 shared x2 bridges measures the
+time until every reading is stored (counted with SQL).
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+
+from bridge_fixtures import BridgeProcess, Broker, OdooServer, simulate, usage_counts, wait_until  # noqa: E402
+
+CASES = [
+    ("3.1.1 x1", 1, {}),
+    ("v5 x1", 1, {"mqtt_protocol": 5}),
+    ("v5 shared x2", 2, {"mqtt_protocol": 5, "mqtt_shared_group": "bench"}),
+]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", default=os.environ.get("IOT_SERVER_DB", "bridge_demo"))
+    parser.add_argument("--devices", type=int, default=20)
+    parser.add_argument("--readings", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=1, help="readings per MQTT message")
+    parser.add_argument("--cases", default=",".join(label for label, _c, _o in CASES),
+                        help="comma-separated subset of: %s" % ", ".join(label for label, _c, _o in CASES))
+    args = parser.parse_args()
+    workdir = tempfile.mkdtemp(prefix="iot-bridge-bench-")
+    broker = Broker(workdir)
+    broker.start()
+    odoo = OdooServer(args.db, workdir)
+    odoo.start()
+    try:
+        for label, count, overrides in [case for case in CASES if case[0] in args.cases.split(",")]:
+            prefix = "T%s-" % uuid.uuid4().hex[:5]
+            odoo.rpc("iot.device", "api_register",
+                     [{"identifier": "%s%04d" % (prefix, n + 1)} for n in range(args.devices)],
+                     login="iot-bridge", password="iot-bridge-demo")
+            bridges = []
+            try:
+                for _ in range(count):
+                    bridge = BridgeProcess(workdir, broker, odoo, stats_interval=5, batch_size=1000, **overrides)
+                    bridge.start()
+                    bridges.append(bridge)
+                start = time.monotonic()
+                out = simulate(broker, "--device-prefix", prefix, "--devices", args.devices,
+                               "--readings", args.readings, "--batch", args.batch, "--run-id", prefix)
+                published = time.monotonic() - start
+                wait_until(lambda prefix=prefix, out=out: usage_counts(args.db, prefix)[1] == out["distinct"],
+                           900, interval=0.2)
+                total = time.monotonic() - start
+                print("%-13s %d readings in %d messages: published in %.1f s, all in Odoo after %.1f s "
+                      "-> %.0f readings/s" % (label, out["distinct"], out["published_messages"], published,
+                                              total, out["distinct"] / total), flush=True)
+            finally:
+                for bridge in bridges:
+                    bridge.stop()
+    finally:
+        odoo.stop()
+        broker.stop()
+
+
+if __name__ == "__main__":
+    main()
