@@ -3,13 +3,19 @@
 import base64
 import json
 import os
+import random
 import sys
+import threading
+import time
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bridge"))
 
+import paho.mqtt.client as mqtt  # noqa: E402
+
 from iot_bridge import config as bridge_config  # noqa: E402
+from iot_bridge import simulator  # noqa: E402
 from iot_bridge.payloads import parse_message, parse_topic  # noqa: E402
 from iot_bridge.spool import Spool, SpoolFull  # noqa: E402
 
@@ -187,3 +193,34 @@ def test_a_call_odoo_keeps_refusing_is_split_until_the_poison_entry_is_rejected(
         bridge.close()
     finally:
         stub.server.shutdown()
+
+
+# ---------------------------------------------------------------- simulator
+def test_simulator_keeps_a_bounded_window_of_unconfirmed_publishes(broker, monkeypatch):
+    """More messages than the window (as 200,000 are more than MQTT's 65,535 message ids): all arrive."""
+
+    monkeypatch.setattr(simulator, "MAX_UNCONFIRMED", 3)
+    args = simulator.build_parser().parse_args(
+        ["--port", str(broker.port), "--devices", "2", "--readings", "5", "--device-prefix", "WND-", "--seed", "1"])
+    messages, expected = simulator.generate(args, random.Random(1))
+    received, subscribed = [], threading.Event()
+    listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    listener.on_subscribe = lambda *_args: subscribed.set()
+    listener.on_message = lambda _client, _userdata, message: received.append(json.loads(message.payload))
+    listener.connect("127.0.0.1", broker.port)
+    listener.subscribe("iot/+/usage", qos=1)
+    listener.loop_start()
+    try:
+        assert subscribed.wait(10)
+        _elapsed, unconfirmed = simulator.publish(args, messages)
+        for _ in range(100):
+            if len(received) == len(messages):
+                break
+            time.sleep(0.05)
+    finally:
+        listener.loop_stop()
+        listener.disconnect()
+    assert unconfirmed == 0
+    assert len(messages) == expected["distinct"] == 10
+    assert sorted(reading["message_id"] for reading in received) == sorted(
+        json.loads(payload)["message_id"] for _topic, payload, _kind in messages)

@@ -8,6 +8,7 @@ with (distinct readings, their quantity sum, malformed count), for tests and ben
 """
 
 import argparse
+import collections
 import json
 import random
 import sys
@@ -27,6 +28,7 @@ MALFORMED = (
     lambda reading: json.dumps(dict(reading, quantity="lots")).encode(),
     lambda reading: json.dumps(dict(reading, timestamp="yesterday")).encode(),
 )
+MAX_UNCONFIRMED = 10000
 
 
 def build_parser():
@@ -118,21 +120,33 @@ def publish(args, messages):
     client.connect(args.host, args.port, 30)
     client.loop_start()
     started = time.monotonic()
-    infos = []
+    pending = collections.deque()
+    unconfirmed = 0
     try:
         for index, (topic, payload, _kind) in enumerate(messages):
             if args.rate:
                 delay = started + index / args.rate - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-            infos.append(client.publish(topic, payload, qos=args.qos))
-        for info in infos:
-            info.wait_for_publish(timeout=60)
-        unconfirmed = sum(1 for info in infos if not info.is_published())
+            # MQTT message ids are 16-bit: paho refuses a publish whose id is still
+            # unacknowledged, so the window of unconfirmed publishes stays well below 65,535.
+            while len(pending) >= MAX_UNCONFIRMED:
+                unconfirmed += not _confirmed(pending.popleft())
+            info = client.publish(topic, payload, qos=args.qos)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                raise RuntimeError("publish %d refused by the MQTT client: %s" % (index, mqtt.error_string(info.rc)))
+            pending.append(info)
+        while pending:
+            unconfirmed += not _confirmed(pending.popleft())
     finally:
         client.disconnect()
         client.loop_stop()
     return time.monotonic() - started, unconfirmed
+
+
+def _confirmed(info):
+    info.wait_for_publish(timeout=60)
+    return info.is_published()
 
 
 def main(argv=None):

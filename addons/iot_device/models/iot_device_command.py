@@ -30,6 +30,7 @@ COMMAND_BY_ACTION = {"suspend": "block", "resume": "unblock", "terminate": "bloc
 RETAINED_COMMANDS = ("block", "unblock")
 MAX_ATTEMPTS = 10
 PUBLISH_TIMEOUT = 5.0
+PUBLISH_WINDOW = 10000  # publishes awaiting their PUBACK at a time
 
 
 class IotDeviceCommand(models.Model):
@@ -105,6 +106,17 @@ class IotDeviceCommand(models.Model):
         )
         return self.browse([row[0] for row in self.env.cr.fetchall()])
 
+    def _mqtt_payload(self):
+        self.ensure_one()
+        return json.dumps(
+            {
+                "message_id": self.message_id,
+                "command": self.command,
+                "payload": json.loads(self.payload or "{}"),
+                "issued_at": self.create_date.isoformat() + "Z",
+            }
+        )
+
     def _publish(self):
         """Publish the commands (QoS 1) and record the outcome on each of them."""
         commands = self._lock_unsent()
@@ -123,32 +135,23 @@ class IotDeviceCommand(models.Model):
             try:
                 client.connect(host, port, keepalive=30)
                 client.loop_start()
-                infos = [
-                    (
-                        command,
-                        client.publish(
-                            command.topic,
-                            json.dumps(
-                                {
-                                    "message_id": command.message_id,
-                                    "command": command.command,
-                                    "payload": json.loads(command.payload or "{}"),
-                                    "issued_at": command.create_date.isoformat() + "Z",
-                                }
-                            ),
-                            qos=1,
-                            retain=command.command in RETAINED_COMMANDS,
-                        ),
-                    )
-                    for command in commands
-                ]
-                for command, info in infos:
-                    try:
-                        info.wait_for_publish(timeout=PUBLISH_TIMEOUT)
-                    except (RuntimeError, ValueError) as wait_error:
-                        results[command.id] = str(wait_error)
-                        continue
-                    results[command.id] = None if info.is_published() else "no PUBACK within %ss" % PUBLISH_TIMEOUT
+                # MQTT message ids are 16-bit and paho refuses a publish whose id is still
+                # unacknowledged: a fleet-wide command goes out in windows well below 65,535.
+                for start in range(0, len(commands), PUBLISH_WINDOW):
+                    infos = [
+                        (command, client.publish(command.topic, command._mqtt_payload(), qos=1,
+                                                 retain=command.command in RETAINED_COMMANDS))
+                        for command in commands[start:start + PUBLISH_WINDOW]
+                    ]
+                    for command, info in infos:
+                        try:
+                            info.wait_for_publish(timeout=PUBLISH_TIMEOUT)
+                        except (RuntimeError, ValueError) as wait_error:
+                            results[command.id] = str(wait_error)
+                            continue
+                        results[command.id] = (
+                            None if info.is_published() else "no PUBACK within %ss" % PUBLISH_TIMEOUT
+                        )
             except (OSError, ValueError) as connect_error:
                 error = "cannot publish to MQTT broker %s:%s: %s" % (host, port, connect_error)
             finally:
