@@ -7,6 +7,9 @@ from .iot_usage_calculator import to_decimal
 
 # Readings are assigned to the schedule whose period holds their timestamp; one
 # measured in a period already invoiced goes to the item's next open schedule.
+# They are marked valued in the same statement (each UPDATE of a reading rewrites
+# it and all its index entries): the valuation that follows runs in the same
+# transaction, so a failure rolls both back.
 # The due schedules drive the join (materialized first) so that PostgreSQL looks
 # up each device's readings by index instead of pairing every item with every reading.
 ASSIGN_READINGS_SQL = """
@@ -41,7 +44,8 @@ ASSIGN_READINGS_SQL = """
     UPDATE iot_usage usage
        SET schedule_id = candidate.schedule_id,
            contract_item_id = candidate.contract_item_id,
-           is_late = candidate.is_late
+           is_late = candidate.is_late,
+           state = 'valued'
       FROM candidate
      WHERE usage.id = candidate.usage_id
 """
@@ -132,7 +136,7 @@ class IotInvoicingSchedule(models.Model):
         self.env["iot.usage"].flush_model()
         self.flush_model()
         self.env.cr.execute(ASSIGN_READINGS_SQL, {"schedule_ids": self.ids})
-        self.env["iot.usage"].invalidate_model(["schedule_id", "contract_item_id", "is_late"])
+        self.env["iot.usage"].invalidate_model(["schedule_id", "contract_item_id", "is_late", "state"])
 
     def _iot_calculators(self):
         """Calculators per schedule: the item's own when it has some, else its plan's."""
@@ -244,15 +248,13 @@ class IotInvoicingSchedule(models.Model):
         self.flush_model()
         cr.execute("DELETE FROM iot_usage_valuation WHERE schedule_id = ANY(%s)", (self.ids,))
         if rows:
-            now = fields.Datetime.now()
             cr.execute(
                 """
                 INSERT INTO iot_usage_valuation (
                     schedule_id, calculator_id, sequence, company_id, quantity, billable_quantity,
-                    amount, reading_count, create_uid, write_uid, create_date, write_date)
+                    amount, reading_count)
                 SELECT row.schedule_id, row.calculator_id, row.sequence, schedule.company_id,
-                       row.quantity, row.billable, row.amount, row.reading_count,
-                       %(uid)s, %(uid)s, %(now)s, %(now)s
+                       row.quantity, row.billable, row.amount, row.reading_count
                   FROM unnest(%(schedule_ids)s::int[], %(calculator_ids)s::int[], %(sequences)s::int[],
                               %(quantities)s::numeric[], %(billables)s::numeric[],
                               %(amounts)s::numeric[], %(counts)s::int[])
@@ -261,8 +263,6 @@ class IotInvoicingSchedule(models.Model):
                   JOIN iot_invoicing_schedule schedule ON schedule.id = row.schedule_id
                 """,
                 {
-                    "uid": self.env.uid,
-                    "now": now,
                     "schedule_ids": [row[0].id for row in rows],
                     "calculator_ids": [row[1].id for row in rows],
                     "sequences": [row[1].sequence for row in rows],
@@ -294,13 +294,8 @@ class IotInvoicingSchedule(models.Model):
                 [usage_by_schedule.get(sid, (0, 0))[1] for sid in ids],
             ),
         )
-        cr.execute(
-            "UPDATE iot_usage SET state = 'valued' WHERE schedule_id = ANY(%s) AND state = 'to_value'",
-            (ids,),
-        )
         self.invalidate_model(["usage_quantity", "usage_amount", "amount_total", "valuation_ids"])
         Valuation.invalidate_model()
-        self.env["iot.usage"].invalidate_model(["state"])
 
     def _iot_mark_readings(self, from_states, to_state, detach=False):
         if isinstance(from_states, str):

@@ -7,6 +7,9 @@ class IotUsageValuation(models.Model):
     _name = "iot.usage.valuation"
     _description = "IoT Usage Valuation"
     _order = "schedule_id, sequence, id"
+    # Rebuilt by every valuation, one row per schedule and rule: no create/write user
+    # and date, whose foreign keys cost a quarter of each insert (as on iot.usage).
+    _log_access = False
 
     schedule_id = fields.Many2one("iot.invoicing.schedule", required=True, ondelete="cascade", index=True)
     calculator_id = fields.Many2one("iot.usage.calculator", required=True, ondelete="restrict")
