@@ -82,39 +82,61 @@ class IotInvoicingSchedule(models.Model):
         digits_quantity = self.env["decimal.precision"].precision_get("Product Unit of Measure")
         # Translated once: a fleet has thousands of parts and a handful of rules.
         label = self.env._("%(device)s — %(rule)s — %(date_from)s to %(date_to)s: %(quantity)s %(unit)s")
-        valuations = self.env["iot.usage.valuation"].search_fetch(
-            [("schedule_id", "in", self.ids), ("amount", "!=", 0)],
-            ["schedule_id", "calculator_id", "quantity", "billable_quantity", "amount"],
-            order="schedule_id, sequence, id",
+        if not self:
+            return parts
+        # One query for what the labels need: a fleet's run has one usage part per
+        # device and rule, and per-record ORM reads would cost more than the rest.
+        self.env["iot.usage.valuation"].flush_model()
+        self.flush_model(["contract_item_id", "product_id", "currency_id", "date_from", "date_to"])
+        self.env["iot.contract.item"].flush_model(["name"])
+        self.env.cr.execute(
+            """
+            SELECT valuation.schedule_id, valuation.calculator_id, valuation.quantity,
+                   valuation.billable_quantity, valuation.amount, schedule.currency_id,
+                   schedule.product_id, schedule.date_from, schedule.date_to, item.name
+              FROM iot_usage_valuation valuation
+              JOIN iot_invoicing_schedule schedule ON schedule.id = valuation.schedule_id
+              JOIN iot_contract_item item ON item.id = schedule.contract_item_id
+             WHERE valuation.schedule_id = ANY(%s) AND valuation.amount != 0
+             ORDER BY valuation.schedule_id, valuation.sequence, valuation.id
+            """,
+            [self.ids],
         )
-        rules = {}
-        for valuation in valuations:
-            schedule = valuation.schedule_id
-            calculator = valuation.calculator_id
-            if calculator not in rules:
-                rules[calculator] = (calculator.name, calculator._unit_label() or "", calculator.metric_id.id)
-            rule_name, unit, metric_id = rules[calculator]
-            quantity, price_unit = _line_quantity_and_price(
-                valuation, calculator, schedule.currency_id, digits_price, digits_quantity
+        rules, currencies = {}, {}
+        for (
+            schedule_id, calculator_id, quantity, billable_quantity, amount, currency_id, product_id,
+            date_from, date_to, item_name,
+        ) in self.env.cr.fetchall():
+            if calculator_id not in rules:
+                calculator = self.env["iot.usage.calculator"].browse(calculator_id)
+                rules[calculator_id] = (
+                    calculator, calculator.name, calculator._unit_label() or "", calculator.metric_id.id,
+                    calculator.invoice_product_id.id,
+                )
+            calculator, rule_name, unit, metric_id, invoice_product_id = rules[calculator_id]
+            if currency_id not in currencies:
+                currencies[currency_id] = self.env["res.currency"].browse(currency_id)
+            line_quantity, price_unit = _line_quantity_and_price(
+                amount, billable_quantity, calculator, currencies[currency_id], digits_price, digits_quantity
             )
             parts.append(
                 {
-                    "schedule_id": schedule.id,
+                    "schedule_id": schedule_id,
                     "kind": "usage",
-                    "product_id": (calculator.invoice_product_id or schedule.product_id).id,
+                    "product_id": invoice_product_id or product_id,
                     "name": label % {
-                        "device": schedule.contract_item_id.name,
+                        "device": item_name,
                         "rule": rule_name,
-                        "date_from": schedule.date_from,
-                        "date_to": schedule.date_to,
-                        "quantity": _format_quantity(valuation.quantity),
+                        "date_from": date_from,
+                        "date_to": date_to,
+                        "quantity": _format_quantity(quantity),
                         "unit": unit,
                     },
-                    "quantity": quantity,
+                    "quantity": line_quantity,
                     "price_unit": price_unit,
-                    "amount": valuation.amount,
-                    "currency_id": schedule.currency_id.id,
-                    "calculator_id": calculator.id,
+                    "amount": amount,
+                    "currency_id": currency_id,
+                    "calculator_id": calculator_id,
                     "metric_id": metric_id,
                 }
             )
@@ -337,15 +359,15 @@ def _format_quantity(quantity):
     return text or "0"
 
 
-def _line_quantity_and_price(valuation, calculator, currency, digits_price, digits_quantity):
+def _line_quantity_and_price(amount, billable_quantity, calculator, currency, digits_price, digits_quantity):
     """Quantity and unit price for the usage line; they always multiply to its amount.
 
     The metered quantity and the rule's unit price are shown when the line can
     carry them exactly (precision of prices and quantities, plain per-unit rule);
     otherwise the line is 1 x amount and the label carries the quantity.
     """
-    amount = to_decimal(valuation.amount)
-    quantity = to_decimal(valuation.billable_quantity)
+    amount = to_decimal(amount)
+    quantity = to_decimal(billable_quantity)
     price = to_decimal(calculator.unit_price)
     exact = (
         calculator.pricing == "per_unit"
