@@ -79,7 +79,6 @@ class IotUsage(models.Model):
         ],
         required=True,
         default="to_value",
-        index=True,
     )
     is_late = fields.Boolean(
         help="Measured in a period already invoiced: billed on the item's next open schedule."
@@ -100,7 +99,9 @@ class IotUsage(models.Model):
 
     def init(self):
         # The billing queries read one device's readings of one metric over a period,
-        # and the readings still to value of the due devices (a small, moving subset).
+        # and the readings still to value of the due devices (a small, moving subset);
+        # users look for the rejected ones. No index on the state alone: valued and
+        # invoiced readings are the bulk, and every insert would pay for it.
         self.env.cr.execute(
             """
             CREATE INDEX IF NOT EXISTS iot_usage_device_metric_timestamp_idx
@@ -109,6 +110,8 @@ class IotUsage(models.Model):
                 ON iot_usage (device_id, timestamp) WHERE state = 'to_value';
             CREATE UNIQUE INDEX IF NOT EXISTS iot_usage_rejected_unknown_device_uniq
                 ON iot_usage (identifier, message_id) WHERE device_id IS NULL;
+            CREATE INDEX IF NOT EXISTS iot_usage_rejected_timestamp_idx
+                ON iot_usage (timestamp) WHERE state = 'rejected';
             """
         )
 
