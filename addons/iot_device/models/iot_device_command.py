@@ -10,6 +10,7 @@ error and is retried by a cron until ``MAX_ATTEMPTS``.
 import json
 import logging
 import os
+import time
 import uuid
 from collections import defaultdict
 from functools import partial
@@ -29,7 +30,7 @@ COMMAND_BY_ACTION = {"suspend": "block", "resume": "unblock", "terminate": "bloc
 # still learns whether it is blocked.
 RETAINED_COMMANDS = ("block", "unblock")
 MAX_ATTEMPTS = 10
-PUBLISH_TIMEOUT = 5.0
+PUBLISH_TIMEOUT = 5.0  # seconds to wait for a window's PUBACKs, plus 1 ms per command
 PUBLISH_WINDOW = 10000  # publishes awaiting their PUBACK at a time
 
 
@@ -143,14 +144,17 @@ class IotDeviceCommand(models.Model):
                                                  retain=command.command in RETAINED_COMMANDS))
                         for command in commands[start:start + PUBLISH_WINDOW]
                     ]
+                    # One deadline for the window, not one timeout per command: if the broker
+                    # goes away, thousands of sequential waits would hold the worker for hours.
+                    deadline = time.monotonic() + PUBLISH_TIMEOUT + len(infos) / 1000
                     for command, info in infos:
                         try:
-                            info.wait_for_publish(timeout=PUBLISH_TIMEOUT)
+                            info.wait_for_publish(timeout=max(0.0, deadline - time.monotonic()))
                         except (RuntimeError, ValueError) as wait_error:
                             results[command.id] = str(wait_error)
                             continue
                         results[command.id] = (
-                            None if info.is_published() else "no PUBACK within %ss" % PUBLISH_TIMEOUT
+                            None if info.is_published() else "no PUBACK from the broker in time"
                         )
             except (OSError, ValueError) as connect_error:
                 error = "cannot publish to MQTT broker %s:%s: %s" % (host, port, connect_error)
