@@ -6,8 +6,9 @@
 PostgreSQL alone (no Odoo): copies of ``iot_usage`` with all, some or none of its
 foreign keys and indexes receive the same rows, ``INSERT ... SELECT FROM unnest(...)
 ON CONFLICT DO NOTHING`` as ``api_ingest`` does, and the rates are printed with the
-ratio to the table as Odoo made it. Needs the benchmark database with devices
-(``bench/ingest_rpc.py`` registers 10,000).
+ratio to the table as it was before (Odoo's default create/write user and date, an
+index on state). Needs the benchmark database with devices (``bench/ingest_rpc.py``
+registers 10,000).
 """
 
 import time
