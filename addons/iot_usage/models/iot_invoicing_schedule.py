@@ -78,12 +78,12 @@ class IotInvoicingSchedule(models.Model):
 
     def _iot_invoice_line_parts(self):
         parts = super()._iot_invoice_line_parts()
+        if not self:
+            return parts
         digits_price = self.env["decimal.precision"].precision_get("Product Price")
         digits_quantity = self.env["decimal.precision"].precision_get("Product Unit of Measure")
         # Translated once: a fleet has thousands of parts and a handful of rules.
         label = self.env._("%(device)s — %(rule)s — %(date_from)s to %(date_to)s: %(quantity)s %(unit)s")
-        if not self:
-            return parts
         # One query for what the labels need: a fleet's run has one usage part per
         # device and rule, and per-record ORM reads would cost more than the rest.
         self.env["iot.usage.valuation"].flush_model()
