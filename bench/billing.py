@@ -44,10 +44,10 @@ def setup_fleet(client, prefix, devices, contracts, policy):
         references.append(reference)
     identifiers = ["%s-%06d" % (prefix, n) for n in range(devices)]
     for start in range(0, devices, 10000):
-        client("iot.device", "api_register", [{"identifier": i} for i in identifiers[start:start + 10000]])
+        client("iot_billing.device", "api_register", [{"identifier": i} for i in identifiers[start:start + 10000]])
     began = time.monotonic()
     for start in range(0, devices, 10000):
-        result = client("iot.device", "api_activate", [
+        result = client("iot_billing.device", "api_activate", [
             {"identifier": identifier, "contract": references[(start + n) % contracts], "plan": PLAN,
              "date_start": "2022-04-01"}
             for n, identifier in enumerate(identifiers[start:start + 10000])])

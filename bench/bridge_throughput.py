@@ -51,7 +51,7 @@ def main():
     try:
         for label, count, overrides in [case for case in CASES if case[0] in args.cases.split(",")]:
             prefix = "T%s-" % uuid.uuid4().hex[:5]
-            odoo.rpc("iot.device", "api_register",
+            odoo.rpc("iot_billing.device", "api_register",
                      [{"identifier": "%s%04d" % (prefix, n + 1)} for n in range(args.devices)],
                      login="iot-bridge", password="iot-bridge-demo")
             bridges = []

@@ -72,7 +72,7 @@ def run_postgres(db, table, config_id, total, batch_size, duplicates, devices):
     """The same batches, inserted by PostgreSQL alone: COPY to a stage table, deduplicating INSERT."""
     connection = connect(db)
     cursor = connection.cursor()
-    cursor.execute("SELECT identifier, id, company_id FROM iot_device WHERE identifier LIKE 'BI-%%'")
+    cursor.execute("SELECT identifier, id, company_id FROM iot_billing_device WHERE identifier LIKE 'BI-%%'")
     device_ids = {identifier: (device_id, company_id) for identifier, device_id, company_id in cursor.fetchall()}
     cursor.execute("SELECT id FROM iot_usage_metric WHERE code = 'kwh'")
     metric_id = cursor.fetchone()[0]
@@ -119,7 +119,7 @@ def main():
     with OdooServer(args.db, workers=args.workers) as server:
         admin = server.client()
         for start in range(0, args.devices, 10000):
-            admin("iot.device", "api_register",
+            admin("iot_billing.device", "api_register",
                   [{"identifier": IDENTIFIER % n} for n in range(start, min(args.devices, start + 10000))])
         sql(args.db, "DROP TABLE IF EXISTS iot_usage_no_fk")
         sql(args.db, "CREATE TABLE iot_usage_no_fk (LIKE iot_usage INCLUDING DEFAULTS INCLUDING INDEXES)")

@@ -83,7 +83,7 @@ def main():
     foreign_keys = dict(cursor.fetchall())
     cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'iot_usage'")
     indexes = dict(cursor.fetchall())
-    cursor.execute("SELECT id, company_id FROM iot_device ORDER BY id LIMIT 10000")
+    cursor.execute("SELECT id, company_id FROM iot_billing_device ORDER BY id LIMIT 10000")
     devices = cursor.fetchall()
     cursor.execute("SELECT id FROM iot_usage_metric WHERE code = 'kwh'")
     metric_id = cursor.fetchone()[0]

@@ -215,7 +215,7 @@ def usage_counts(db, identifier_prefix):
                count(DISTINCT (u.device_id, u.message_id)) FILTER (WHERE u.state != 'rejected'),
                COALESCE(sum(u.quantity) FILTER (WHERE u.state != 'rejected'), 0)::numeric(20, 3)::text,
                count(*) FILTER (WHERE u.state = 'rejected')
-          FROM iot_usage u LEFT JOIN iot_device d ON d.id = u.device_id
+          FROM iot_usage u LEFT JOIN iot_billing_device d ON d.id = u.device_id
          WHERE COALESCE(d.identifier, u.identifier) LIKE %s""", (identifier_prefix + "%",))
     return rows[0]
 

@@ -23,7 +23,7 @@ from bridge_fixtures import (
 
 
 def _register(odoo_server, identifiers):
-    odoo_server.rpc("iot.device", "api_register", [{"identifier": i} for i in identifiers],
+    odoo_server.rpc("iot_billing.device", "api_register", [{"identifier": i} for i in identifiers],
                     login=BRIDGE_LOGIN, password=BRIDGE_KEY)
 
 
@@ -89,12 +89,12 @@ def test_events_and_unknown_devices(server_db, odoo_server, broker, run_bridge):
     finally:
         client.disconnect()
         client.loop_stop()
-    wait_until(lambda: sql(server_db, "SELECT count(*) FROM iot_device_event WHERE message_id = %s",
+    wait_until(lambda: sql(server_db, "SELECT count(*) FROM iot_billing_device_event WHERE message_id = %s",
                            (prefix + "e1",))[0][0] == 1, 30, message="event stored")
     # The event of an unknown device and its reading are kept as rejected readings.
     wait_until(lambda: usage_counts(server_db, prefix)[3] == 2, 30, message="2 rejected rows")
     time.sleep(1.5)
-    assert sql(server_db, "SELECT count(*) FROM iot_device_event WHERE message_id = %s", (prefix + "e1",))[0][0] == 1
+    assert sql(server_db, "SELECT count(*) FROM iot_billing_device_event WHERE message_id = %s", (prefix + "e1",))[0][0] == 1
 
 
 def test_odoo_outage_loses_nothing(server_db, odoo_server, broker, run_bridge):
@@ -148,8 +148,8 @@ def test_suspended_device_receives_block_command(server_db, odoo_server, broker)
     prefix = _prefix()
     identifier = prefix + "0001"
     _register(odoo_server, [identifier])
-    device_id = odoo_server.rpc("iot.device", "search", [("identifier", "=", identifier)])[0]
-    odoo_server.rpc("iot.device", "action_activate", [device_id])
+    device_id = odoo_server.rpc("iot_billing.device", "search", [("identifier", "=", identifier)])[0]
+    odoo_server.rpc("iot_billing.device", "action_activate", [device_id])
     received = []
     subscribed = threading.Event()
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
@@ -160,16 +160,16 @@ def test_suspended_device_receives_block_command(server_db, odoo_server, broker)
     try:
         client.subscribe("iot/%s/commands" % identifier, qos=1)
         assert subscribed.wait(5)
-        odoo_server.rpc("iot.device", "action_suspend", [device_id])
+        odoo_server.rpc("iot_billing.device", "action_suspend", [device_id])
         wait_until(lambda: received, 20, message="block command")
         assert received[0]["command"] == "block" and received[0]["message_id"]
-        odoo_server.rpc("iot.device", "action_resume", [device_id])
+        odoo_server.rpc("iot_billing.device", "action_resume", [device_id])
         wait_until(lambda: len(received) == 2, 20, message="unblock command")
         assert received[1]["command"] == "unblock"
     finally:
         client.disconnect()
         client.loop_stop()
-    commands = odoo_server.rpc("iot.device.command", "search_read", [("device_id", "=", device_id)],
+    commands = odoo_server.rpc("iot_billing.device.command", "search_read", [("device_id", "=", device_id)],
                                fields=["command", "state", "attempts"], order="id")
     assert [(c["command"], c["state"], c["attempts"]) for c in commands] == [
         ("block", "sent", 1), ("unblock", "sent", 1)]
@@ -179,21 +179,21 @@ def test_unpublished_command_is_visible_and_retried(server_db, odoo_server, brok
     prefix = _prefix()
     identifier = prefix + "0001"
     _register(odoo_server, [identifier])
-    device_id = odoo_server.rpc("iot.device", "search", [("identifier", "=", identifier)])[0]
-    odoo_server.rpc("iot.device", "action_activate", [device_id])
+    device_id = odoo_server.rpc("iot_billing.device", "search", [("identifier", "=", identifier)])[0]
+    odoo_server.rpc("iot_billing.device", "action_activate", [device_id])
     params = "ir.config_parameter"
     odoo_server.rpc(params, "set_param", "iot_device.mqtt_port", str(free_port()))  # nobody listens
     try:
-        odoo_server.rpc("iot.device", "action_terminate", [device_id])
+        odoo_server.rpc("iot_billing.device", "action_terminate", [device_id])
         command = wait_until(lambda: odoo_server.rpc(
-            "iot.device.command", "search_read", [("device_id", "=", device_id), ("state", "=", "failed")],
+            "iot_billing.device.command", "search_read", [("device_id", "=", device_id), ("state", "=", "failed")],
             fields=["command", "attempts", "last_error"]), 20, message="failed command")[0]
         assert command["command"] == "block" and command["attempts"] == 1
         assert "cannot publish to MQTT broker" in command["last_error"]
     finally:
         odoo_server.rpc(params, "set_param", "iot_device.mqtt_port", str(broker.port))
-    odoo_server.rpc("iot.device.command", "action_retry", [command["id"]])
-    [command] = odoo_server.rpc("iot.device.command", "read", [command["id"]], fields=["state", "attempts"])
+    odoo_server.rpc("iot_billing.device.command", "action_retry", [command["id"]])
+    [command] = odoo_server.rpc("iot_billing.device.command", "read", [command["id"]], fields=["state", "attempts"])
     assert (command["state"], command["attempts"]) == ("sent", 2)
 
 

@@ -70,8 +70,8 @@ def _fleet(odoo_server, tag, contracts, devices, date_start, kwh_price=None):
         {"name": "Faults %s %02d" % (tag, n), "reference": "FC-%s-%02d" % (tag, n), "partner_id": partner}
         for n in range(contracts)])
     identifiers = ["F%s-%02d-%03d" % (tag, c, d) for c in range(contracts) for d in range(devices)]
-    _api(odoo_server, "iot.device", "api_register", [{"identifier": i} for i in identifiers])
-    activated = _api(odoo_server, "iot.device", "api_activate", [
+    _api(odoo_server, "iot_billing.device", "api_register", [{"identifier": i} for i in identifiers])
+    activated = _api(odoo_server, "iot_billing.device", "api_activate", [
         {"identifier": i, "contract": "FC-%s-%s" % (tag, i.split("-")[1]), "plan": "FP-" + tag,
          "date_start": date_start.isoformat()} for i in identifiers])
     assert all("error" not in result for result in activated), activated[:3]
@@ -122,7 +122,7 @@ def test_broker_restart_during_ingestion_stores_every_reading_once(server_db, od
     tag = _tag()
     prefix = "BR%s-" % tag
     _login(odoo_server)
-    _api(odoo_server, "iot.device", "api_register", [{"identifier": "%s%04d" % (prefix, n + 1)} for n in range(5)])
+    _api(odoo_server, "iot_billing.device", "api_register", [{"identifier": "%s%04d" % (prefix, n + 1)} for n in range(5)])
     client_id = "bridge-restart-" + tag
     # Small batches: the bridge takes several seconds to drain what the simulator publishes at once.
     run_bridge(mqtt_client_id=client_id, batch_size=20, batch_max_delay=0.2, batch_idle_flush=0.2)
@@ -165,7 +165,7 @@ def test_pg_connections_dropped_during_rpc_ingest_exactly_once(server_db, odoo_s
     prefix = "PG%s-" % tag
     identifiers = ["%s%02d" % (prefix, n) for n in range(10)]
     _login(odoo_server)
-    _api(odoo_server, "iot.device", "api_register", [{"identifier": i} for i in identifiers])
+    _api(odoo_server, "iot_billing.device", "api_register", [{"identifier": i} for i in identifiers])
     start = time.time() - 3 * 3600
     batches = []
     for batch in range(30):
@@ -337,7 +337,7 @@ def test_run_while_readings_arrive_late_ones_go_to_next_period(server_db, odoo_s
     assert ("2024-02-01", True) in by_period, "the readings that arrived during/after the run were not billed late"
     assert sum(count for count, _sum in by_period.values()) == 100 * len(sent)
     assert sum(quantity for _count, quantity in by_period.values()) == total
-    not_invoiced = sql(server_db, """SELECT count(*) FROM iot_usage u JOIN iot_device d ON d.id = u.device_id
+    not_invoiced = sql(server_db, """SELECT count(*) FROM iot_usage u JOIN iot_billing_device d ON d.id = u.device_id
                                       WHERE d.identifier LIKE %s AND u.state != 'invoiced'""", ("F%s-%%" % tag,))
     assert not_invoiced[0][0] == 0
     # Invoiced usage quantity = readings, once: schedules' usage sums to the total.

@@ -30,7 +30,7 @@ MAX_CALL = 10000  # entries per Odoo API call
 # (model, method, keyword arguments) per spool method name
 METHODS = {
     "usage": ("iot.usage", "api_ingest", {"source": "mqtt"}),
-    "events": ("iot.device", "api_post_events", {"origin": "mqtt"}),
+    "events": ("iot_billing.device", "api_post_events", {"origin": "mqtt"}),
     "reject": ("iot.usage", "api_reject", {"source": "mqtt"}),
 }
 # An application error is retried this many times before the call is bisected

@@ -79,7 +79,7 @@ class IotContract(models.Model):
         help="Post the invoices of the billing engine; otherwise they are left in draft.",
     )
     item_ids = fields.One2many("iot.contract.item", "contract_id", string="Items")
-    device_ids = fields.One2many("iot.device", "contract_id", string="Devices")
+    device_ids = fields.One2many("iot_billing.device", "contract_id", string="Devices")
     item_count = fields.Integer(compute="_compute_counts")
     device_count = fields.Integer(compute="_compute_counts")
     schedule_count = fields.Integer(compute="_compute_counts")

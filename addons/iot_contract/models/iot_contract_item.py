@@ -32,7 +32,7 @@ class IotContractItem(models.Model):
     company_id = fields.Many2one(related="contract_id.company_id", store=True, index=True, precompute=True)
     currency_id = fields.Many2one(related="contract_id.currency_id", store=True, precompute=True)
     device_id = fields.Many2one(
-        "iot.device",
+        "iot_billing.device",
         index="btree_not_null",
         ondelete="restrict",
         check_company=True,
@@ -102,7 +102,7 @@ class IotContractItem(models.Model):
             """
             SELECT item.id
               FROM iot_contract_item item
-              LEFT JOIN iot_device device ON device.id = item.device_id
+              LEFT JOIN iot_billing_device device ON device.id = item.device_id
               JOIN product_product product ON product.id = item.product_id
               JOIN product_template template ON template.id = product.product_tmpl_id
              WHERE item.id = ANY(%s)

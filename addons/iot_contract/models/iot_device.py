@@ -14,7 +14,7 @@ API_TRANSITIONS = {"suspend": ("active",), "resume": ("suspended",), "terminate"
 
 
 class IotDevice(models.Model):
-    _inherit = "iot.device"
+    _inherit = "iot_billing.device"
 
     # groups: the integration (API) user reads devices but no contract data.
     contract_id = fields.Many2one(
@@ -77,7 +77,7 @@ class IotDevice(models.Model):
 
     def action_open_activate_wizard(self):
         action = self.env["ir.actions.act_window"]._for_xml_id("iot_contract.iot_device_activate_wizard_action")
-        action["context"] = {"active_model": "iot.device", "active_ids": self.ids}
+        action["context"] = {"active_model": "iot_billing.device", "active_ids": self.ids}
         return action
 
     def action_view_contract_items(self):

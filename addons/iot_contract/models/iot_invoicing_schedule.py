@@ -227,7 +227,7 @@ class IotInvoicingSchedule(models.Model):
         )
         schedules = self.browse([row[0] for row in self.env.cr.fetchall()])
         self.env["iot.contract.item"].invalidate_model(["schedule_ids"])
-        self.env["iot.device"].invalidate_model(["schedule_count"])
+        self.env["iot_billing.device"].invalidate_model(["schedule_count"])
         return schedules
 
     @api.model

@@ -66,7 +66,7 @@ class TestActivation(IotContractCommon):
         devices = self._pending_device("D1") | self._pending_device("D2")
         devices.write({"contract_id": self.contract.id, "plan_id": self.plan.id})
         wizard_form = Form(
-            self.env["iot.device.activate.wizard"].with_context(active_model="iot.device", active_ids=devices.ids)
+            self.env["iot_billing.device.activate.wizard"].with_context(active_model="iot_billing.device", active_ids=devices.ids)
         )
         # One click: everything is known.
         self.assertEqual((wizard_form.contract_id, wizard_form.product_id), (self.contract, self.plan))
@@ -80,7 +80,7 @@ class TestActivation(IotContractCommon):
 
     def test_wizard_refuses_a_draft_device(self):
         device = self.Device.create({"name": "Draft one", "identifier": "DRAFT-1", "partner_id": self.customer.id})
-        wizard = self.env["iot.device.activate.wizard"].create(
+        wizard = self.env["iot_billing.device.activate.wizard"].create(
             {"device_ids": device.ids, "contract_id": self.contract.id, "product_id": self.plan.id}
         )
         with self.assertRaisesRegex(UserError, "draft: confirm it"):

@@ -17,7 +17,7 @@ class TestBilling(IotContractCommon):
             cls.device = cls.Device.create(
                 {"name": "IOT_NS542", "identifier": "NS542", "partner_id": cls.customer.id, "state": "pending"}
             )
-            cls.env["iot.device"].with_user(cls.integration_user).api_activate(
+            cls.env["iot_billing.device"].with_user(cls.integration_user).api_activate(
                 [
                     {
                         "identifier": "NS542",

@@ -3,10 +3,10 @@ from odoo.exceptions import UserError
 
 
 class IotDeviceActivateWizard(models.TransientModel):
-    _name = "iot.device.activate.wizard"
+    _name = "iot_billing.device.activate.wizard"
     _description = "Activate IoT Devices on a Contract"
 
-    device_ids = fields.Many2many("iot.device", string="Devices", required=True)
+    device_ids = fields.Many2many("iot_billing.device", string="Devices", required=True)
     partner_id = fields.Many2one(
         "res.partner",
         string="Customer",
@@ -38,8 +38,8 @@ class IotDeviceActivateWizard(models.TransientModel):
     def default_get(self, fields_list):
         values = super().default_get(fields_list)
         context = self.env.context
-        if context.get("active_model") == "iot.device" and context.get("active_ids"):
-            devices = self.env["iot.device"].browse(context["active_ids"])
+        if context.get("active_model") == "iot_billing.device" and context.get("active_ids"):
+            devices = self.env["iot_billing.device"].browse(context["active_ids"])
             values["device_ids"] = [(6, 0, devices.ids)]
             # Pre-fill what the devices already know, when they agree.
             if len(devices.contract_id) == 1 and "contract_id" in fields_list:
@@ -70,7 +70,7 @@ class IotDeviceActivateWizard(models.TransientModel):
                 errors.append("%s: %s" % (device.display_name, error))
         if errors:
             raise UserError("\n".join(errors))
-        items = self.env["iot.device"]._iot_activate(
+        items = self.env["iot_billing.device"]._iot_activate(
             [
                 {
                     "device": device,

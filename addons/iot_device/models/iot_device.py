@@ -30,7 +30,7 @@ API_CONTEXT = {
 
 
 class IotDevice(models.Model):
-    _name = "iot.device"
+    _name = "iot_billing.device"
     _description = "IoT Device"
     _inherit = ["mail.thread", "mail.activity.mixin"]
     _order = "name, id"
@@ -45,7 +45,7 @@ class IotDevice(models.Model):
         help="Serial number, IMEI or DevEUI: how device platforms name the device in the API. "
         "Unique per company.",
     )
-    device_type_id = fields.Many2one("iot.device.type", tracking=True, index=True)
+    device_type_id = fields.Many2one("iot_billing.device.type", tracking=True, index=True)
     partner_id = fields.Many2one(
         "res.partner", string="Customer", tracking=True, index=True, check_company=True
     )
@@ -68,9 +68,9 @@ class IotDevice(models.Model):
         tracking=True,
         group_expand="_group_expand_states",
     )
-    event_ids = fields.One2many("iot.device.event", "device_id", string="Events")
+    event_ids = fields.One2many("iot_billing.device.event", "device_id", string="Events")
     event_count = fields.Integer(compute="_compute_event_count")
-    tag_ids = fields.Many2many("iot.device.tag", string="Tags")
+    tag_ids = fields.Many2many("iot_billing.device.tag", string="Tags")
     notes = fields.Html()
     active = fields.Boolean(default=True)
     color = fields.Integer()
@@ -89,7 +89,7 @@ class IotDevice(models.Model):
     @api.depends("event_ids")
     def _compute_event_count(self):
         counts = dict(
-            self.env["iot.device.event"]._read_group(
+            self.env["iot_billing.device.event"]._read_group(
                 [("device_id", "in", self.ids)], ["device_id"], ["__count"]
             )
         )
@@ -258,7 +258,7 @@ class IotDevice(models.Model):
         type_codes = {p["device_type"] for p in parsed.values() if "device_type" in p}
         types_by_code = {
             device_type.code: device_type.id
-            for device_type in self.env["iot.device.type"].search([("code", "in", list(type_codes))])
+            for device_type in self.env["iot_billing.device.type"].search([("code", "in", list(type_codes))])
         }
         partners_by_key = self._api_resolve_partners(
             {p["partner"] for p in parsed.values() if "partner" in p}
@@ -343,7 +343,7 @@ class IotDevice(models.Model):
         check_batch(events)
         if origin not in ("api", "mqtt"):
             raise ApiInputError("origin must be 'api' or 'mqtt'")
-        Event = self.env["iot.device.event"]
+        Event = self.env["iot_billing.device.event"]
         Event.check_access("create")
         rejected = []
         parsed = []
@@ -376,12 +376,12 @@ class IotDevice(models.Model):
         DO NOTHING is what makes re-sent and concurrent batches safe, and the ORM
         creates only a few thousand rows a second; callers check access.
         """
-        Event = self.env["iot.device.event"]
+        Event = self.env["iot_billing.device.event"]
         Event.flush_model()
         now = fields.Datetime.now()
         self.env.cr.execute(
             """
-            INSERT INTO iot_device_event (
+            INSERT INTO iot_billing_device_event (
                 device_id, company_id, event_type, date, message_id, payload, description,
                 origin, user_id, create_uid, write_uid, create_date, write_date)
             SELECT row.device_id, row.company_id, row.event_type, row.date, row.message_id,

@@ -35,14 +35,14 @@ PUBLISH_WINDOW = 10000  # publishes awaiting their PUBACK at a time
 
 
 class IotDeviceCommand(models.Model):
-    _name = "iot.device.command"
+    _name = "iot_billing.device.command"
     _description = "IoT Device Command"
     _order = "id desc"
     _check_company_auto = True
     _rec_name = "command"
 
     device_id = fields.Many2one(
-        "iot.device", required=True, ondelete="cascade", index=True, check_company=True
+        "iot_billing.device", required=True, ondelete="cascade", index=True, check_company=True
     )
     company_id = fields.Many2one(related="device_id.company_id", store=True, index=True)
     command = fields.Selection(
@@ -101,7 +101,7 @@ class IotDeviceCommand(models.Model):
             return self.browse()
         self.flush_model()
         self.env.cr.execute(
-            "SELECT id FROM iot_device_command WHERE id IN %s AND state != 'sent' "
+            "SELECT id FROM iot_billing_device_command WHERE id IN %s AND state != 'sent' "
             "ORDER BY id FOR UPDATE SKIP LOCKED",
             (tuple(self.ids),),
         )
@@ -200,15 +200,15 @@ def _publish_after_commit(registry, dbname, ids):
     try:
         with registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
-            env["iot.device.command"].browse(ids).exists()._publish()
+            env["iot_billing.device.command"].browse(ids).exists()._publish()
     except Exception:  # noqa: BLE001 - never break the request that already committed; the cron retries
         _logger.exception("publishing device commands %s failed; the cron will retry", ids)
 
 
 class IotDevice(models.Model):
-    _inherit = "iot.device"
+    _inherit = "iot_billing.device"
 
-    command_ids = fields.One2many("iot.device.command", "device_id", string="Commands")
+    command_ids = fields.One2many("iot_billing.device.command", "device_id", string="Commands")
 
     def _apply_transition(self, action, description=None):
         result = super()._apply_transition(action, description)
@@ -216,5 +216,5 @@ class IotDevice(models.Model):
         if command and self:
             # sudo: the command is a consequence of a state change the caller was
             # allowed to make; the outbox itself is for managers to read.
-            self.env["iot.device.command"].sudo()._enqueue(self, command)
+            self.env["iot_billing.device.command"].sudo()._enqueue(self, command)
         return result

@@ -12,13 +12,13 @@ LIFECYCLE_EVENT_TYPES = (
 
 
 class IotDeviceEvent(models.Model):
-    _name = "iot.device.event"
+    _name = "iot_billing.device.event"
     _description = "IoT Device Event"
     _order = "date desc, id desc"
     _rec_name = "event_type"
 
     device_id = fields.Many2one(
-        "iot.device", required=True, ondelete="cascade", index=True
+        "iot_billing.device", required=True, ondelete="cascade", index=True
     )
     company_id = fields.Many2one(
         related="device_id.company_id", store=True, index=True, precompute=True

@@ -2,7 +2,7 @@ from odoo import fields, models
 
 
 class IotDeviceTag(models.Model):
-    _name = "iot.device.tag"
+    _name = "iot_billing.device.tag"
     _description = "IoT Device Tag"
     _order = "name"
 

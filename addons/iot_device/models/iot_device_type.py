@@ -2,7 +2,7 @@ from odoo import fields, models
 
 
 class IotDeviceType(models.Model):
-    _name = "iot.device.type"
+    _name = "iot_billing.device.type"
     _description = "IoT Device Type"
     _order = "sequence, name"
 
@@ -23,7 +23,7 @@ class IotDeviceType(models.Model):
 
     def _compute_device_count(self):
         counts = dict(
-            self.env["iot.device"]._read_group(
+            self.env["iot_billing.device"]._read_group(
                 [("device_type_id", "in", self.ids)], ["device_type_id"], ["__count"]
             )
         )

@@ -3,3 +3,4 @@ from . import test_device_lifecycle
 from . import test_device_api
 from . import test_device_security
 from . import test_device_command
+from . import test_model_names

@@ -6,12 +6,12 @@ class IotDeviceCommon(TransactionCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.env = cls.env(context=dict(cls.env.context, tracking_disable=True))
-        cls.Device = cls.env["iot.device"]
+        cls.Device = cls.env["iot_billing.device"]
         cls.company = cls.env.company
-        cls.device_type_meter = cls.env["iot.device.type"].create(
+        cls.device_type_meter = cls.env["iot_billing.device.type"].create(
             {"name": "Test meter", "code": "test_meter"}
         )
-        cls.device_type_light = cls.env["iot.device.type"].create(
+        cls.device_type_light = cls.env["iot_billing.device.type"].create(
             {"name": "Test streetlight", "code": "test_streetlight"}
         )
         cls.customer = cls.env["res.partner"].create(
@@ -31,4 +31,4 @@ class IotDeviceCommon(TransactionCase):
         domain = [("device_id", "=", device.id)]
         if event_type:
             domain.append(("event_type", "=", event_type))
-        return self.env["iot.device.event"].search(domain)
+        return self.env["iot_billing.device.event"].search(domain)

@@ -28,7 +28,7 @@ class TestDeviceCommand(IotDeviceCommon):
         self.assertEqual(set(commands.mapped("state")), {"pending"}, "published only after commit")
 
     def test_broker_from_parameters_then_environment(self):
-        Command = self.env["iot.device.command"]
+        Command = self.env["iot_billing.device.command"]
         params = self.env["ir.config_parameter"].sudo()
         params.set_param("iot_device.mqtt_host", False)
         params.set_param("iot_device.mqtt_port", False)
@@ -47,11 +47,11 @@ class TestDeviceCommand(IotDeviceCommon):
         devices.action_activate()
         devices.action_suspend()
         commands = devices.command_ids
-        self.env["iot.device.command"]._cron_publish_pending()
+        self.env["iot_billing.device.command"]._cron_publish_pending()
         self.assertEqual(set(commands.mapped("state")), {"failed"})
         self.assertEqual(set(commands.mapped("attempts")), {1})
         self.assertIn("cannot publish to MQTT broker 127.0.0.1:1", commands[0].last_error)
-        self.env["iot.device.command"]._cron_publish_pending()
+        self.env["iot_billing.device.command"]._cron_publish_pending()
         self.assertEqual(set(commands.mapped("attempts")), {2}, "the cron retries failed commands")
 
     def test_fleet_command_published_in_windows(self):
@@ -74,7 +74,7 @@ class TestDeviceCommand(IotDeviceCommon):
             and message.payload  # not the clearing of the retained messages below
             and received.append(json.loads(message.payload))
         )
-        listener.connect(*self.env["iot.device.command"]._mqtt_broker())
+        listener.connect(*self.env["iot_billing.device.command"]._mqtt_broker())
         listener.subscribe("iot/+/commands", qos=1)
         listener.loop_start()
         try:

@@ -29,7 +29,7 @@ class TestDeviceSecurity(IotDeviceCommon):
         self.assertEqual(visible_b, self.device_b)
         with self.assertRaises(AccessError):
             self.device_b.with_user(self.iot_manager).read(["name"])
-        events_b = self.env["iot.device.event"].with_user(self.iot_manager).search(
+        events_b = self.env["iot_billing.device.event"].with_user(self.iot_manager).search(
             [("device_id", "=", self.device_b.id)]
         )
         self.assertFalse(events_b)
@@ -57,7 +57,7 @@ class TestDeviceSecurity(IotDeviceCommon):
         with self.assertRaises(AccessError):
             device.unlink()
         with self.assertRaises(AccessError):
-            self.env["iot.device.type"].with_user(self.integration_user).create(
+            self.env["iot_billing.device.type"].with_user(self.integration_user).create(
                 {"name": "Rogue", "code": "rogue"}
             )
 

@@ -50,8 +50,8 @@ class IotContract(models.Model):
         with_analytic = policy in ("analytic", "none")
         item_fields = ["analytic_distribution", "billing_period"] if with_analytic else ["billing_period"]
         schedules.contract_item_id.fetch(item_fields)
-        Tag = self.env["iot.device.tag"]
-        DeviceType = self.env["iot.device.type"]
+        Tag = self.env["iot_billing.device.tag"]
+        DeviceType = self.env["iot_billing.device.type"]
         info = {}
         for schedule in schedules:
             device = schedule.device_id

@@ -22,10 +22,10 @@ class IotGroupingCommon(TransactionCase):
             {"name": "Energy", "product_tmpl_id": cls.plan.product_tmpl_id.id, "metric_id": cls.metric.id,
              "pricing": "per_unit", "unit_price": 0.00005}
         )
-        cls.type_light = cls.env["iot.device.type"].create({"name": "Light", "code": "grp_light"})
-        cls.type_meter = cls.env["iot.device.type"].create({"name": "Meter", "code": "grp_meter"})
-        cls.tag_north = cls.env["iot.device.tag"].create({"name": "North site"})
-        cls.tag_south = cls.env["iot.device.tag"].create({"name": "South site"})
+        cls.type_light = cls.env["iot_billing.device.type"].create({"name": "Light", "code": "grp_light"})
+        cls.type_meter = cls.env["iot_billing.device.type"].create({"name": "Meter", "code": "grp_meter"})
+        cls.tag_north = cls.env["iot_billing.device.tag"].create({"name": "North site"})
+        cls.tag_south = cls.env["iot_billing.device.tag"].create({"name": "South site"})
 
     @classmethod
     def _fleet(cls, reference, count, policy, prefix, date_start="2022-04-01"):
@@ -39,7 +39,7 @@ class IotGroupingCommon(TransactionCase):
 
     @classmethod
     def _activate(cls, reference, identifiers, date_start):
-        Device = cls.env["iot.device"]
+        Device = cls.env["iot_billing.device"]
         Device.api_register([
             {"identifier": identifier, "device_type": "grp_light" if n % 2 else "grp_meter"}
             for n, identifier in enumerate(identifiers)

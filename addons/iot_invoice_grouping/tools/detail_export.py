@@ -65,8 +65,8 @@ DETAIL_SQL = """
       JOIN iot_contract_item item ON item.id = schedule.contract_item_id
       JOIN product_product product ON product.id = schedule.product_id
       JOIN product_template template ON template.id = product.product_tmpl_id
-      LEFT JOIN iot_device device ON device.id = schedule.device_id
-      LEFT JOIN iot_device_type device_type ON device_type.id = device.device_type_id
+      LEFT JOIN iot_billing_device device ON device.id = schedule.device_id
+      LEFT JOIN iot_billing_device_type device_type ON device_type.id = device.device_type_id
       LEFT JOIN iot_usage_calculator calculator ON calculator.id = part.calculator_id
       LEFT JOIN LATERAL (
             SELECT line.position, line.name

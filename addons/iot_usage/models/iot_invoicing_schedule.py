@@ -223,7 +223,7 @@ class IotInvoicingSchedule(models.Model):
                 """
                 SELECT schedule.id, count(event.id), count(event.id)
                   FROM iot_invoicing_schedule schedule
-                  JOIN iot_device_event event
+                  JOIN iot_billing_device_event event
                     ON event.device_id = schedule.device_id AND event.event_type = %s
                    AND event.date >= schedule.date_from AND event.date < schedule.date_to + 1
                  WHERE schedule.id = ANY(%s)

@@ -57,7 +57,7 @@ class IotUsage(models.Model):
     _log_access = False
 
     # Indexed by the composite indexes below (device first), not on its own.
-    device_id = fields.Many2one("iot.device", ondelete="restrict")
+    device_id = fields.Many2one("iot_billing.device", ondelete="restrict")
     company_id = fields.Many2one(
         "res.company", required=True, index=True, default=lambda self: self.env.company
     )
@@ -153,7 +153,7 @@ class IotUsage(models.Model):
             except ApiInputError as error:
                 rejected.append((index, entry, None, str(error)))
 
-        devices = self.env["iot.device"]._api_find_by_identifier(
+        devices = self.env["iot_billing.device"]._api_find_by_identifier(
             {reading["identifier"] for _index, reading in good}
         )
         metrics = self._metric_ids_by_code()

@@ -14,11 +14,11 @@ class IotUsageCommon(TransactionCase):
         )
         cls.api = cls.Usage.with_user(cls.integration_user)
         cls.customer = cls.env["res.partner"].create({"name": "Usage Customer", "is_company": True})
-        cls.env["iot.device"].with_user(cls.integration_user).api_register(
+        cls.env["iot_billing.device"].with_user(cls.integration_user).api_register(
             [{"identifier": "U-%d" % number, "partner": cls.customer.id} for number in range(1, 4)]
         )
         cls.device_1, cls.device_2, cls.device_3 = (
-            cls.env["iot.device"].search([("identifier", "=", "U-%d" % number)]) for number in range(1, 4)
+            cls.env["iot_billing.device"].search([("identifier", "=", "U-%d" % number)]) for number in range(1, 4)
         )
 
     def _reading(self, identifier="U-1", quantity="1", timestamp="2022-04-14T10:00:00Z", message_id=None,

@@ -30,7 +30,7 @@ class TestUsageUnstorableInput(IotUsageCommon):
 
     def test_event_payload_nan_or_nul_is_rejected_per_entry(self):
         event = {"identifier": "U-1", "event_type": "x", "timestamp": "2022-04-14T10:00:00Z"}
-        result = self.env["iot.device"].with_user(self.integration_user).api_post_events([
+        result = self.env["iot_billing.device"].with_user(self.integration_user).api_post_events([
             dict(event, payload={"a": float("inf")}), dict(event, payload={"a": "\x00"}),
             dict(event, message_id="ok")])
         self.assertEqual(result["accepted"], 1)

@@ -25,7 +25,7 @@ class TestUsageBilling(IotUsageCommon):
             # iot_invoice_grouping, when installed, merges lines; these tests read one line per part.
             cls.contract.invoice_grouping = "none"
         cls.contract.action_start()
-        result = cls.env["iot.device"].api_activate(
+        result = cls.env["iot_billing.device"].api_activate(
             [{"identifier": "U-%d" % number, "contract": "METERED-1", "plan": "METERED",
               "date_start": "2022-04-01"} for number in (1, 2)]
         )
@@ -102,7 +102,7 @@ class TestUsageBilling(IotUsageCommon):
         rejected = self.Usage.search([("message_id", "in", ("before", "u3"))])
         self.assertEqual(set(rejected.mapped("state")), {"rejected"})
         self.assertEqual(set(rejected.mapped("reject_reason")), {"outside any active contract item"})
-        self.env["iot.device"].api_activate(
+        self.env["iot_billing.device"].api_activate(
             [{"identifier": "U-3", "contract": "METERED-1", "plan": "METERED", "date_start": "2022-04-01"}]
         )
         rejected.filtered(lambda usage: usage.message_id == "u3").action_reprocess()
@@ -116,7 +116,7 @@ class TestUsageBilling(IotUsageCommon):
             {"name": "Peak power", "contract_item_id": self.item_1.id, "metric_id": self.metric_kwh.id,
              "aggregation": "max", "pricing": "per_unit", "unit_price": 1},
         ])
-        self.env["iot.device"].api_post_events([
+        self.env["iot_billing.device"].api_post_events([
             {"identifier": "U-1", "event_type": "door_open", "timestamp": "2022-04-%02dT08:00:00Z" % day}
             for day in (1, 2, 3)
         ])

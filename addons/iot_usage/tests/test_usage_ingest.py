@@ -74,9 +74,9 @@ class TestUsageIngest(IotUsageCommon):
         result = self.api.api_ingest([self._reading(identifier="LATE-DEV", quantity="5", message_id="l1")])
         self.assertEqual(len(result["rejected"]), 1)
         rejected = self.Usage.search([("identifier", "=", "LATE-DEV")])
-        self.env["iot.device"].api_register([{"identifier": "LATE-DEV"}])
+        self.env["iot_billing.device"].api_register([{"identifier": "LATE-DEV"}])
         rejected.action_reprocess()
-        device = self.env["iot.device"].search([("identifier", "=", "LATE-DEV")])
+        device = self.env["iot_billing.device"].search([("identifier", "=", "LATE-DEV")])
         reading = self.Usage.search([("device_id", "=", device.id)])
         self.assertEqual((reading.state, reading.quantity, reading.message_id), ("to_value", 5.0, "l1"))
         self.assertFalse(self.Usage.search([("state", "=", "rejected"), ("identifier", "=", "LATE-DEV")]))
@@ -115,7 +115,7 @@ class TestUsageIngest(IotUsageCommon):
 
     def test_integration_user_cannot_read_other_company_usage(self):
         other = self.env["res.company"].create({"name": "Usage Co B"})
-        device_b = self.env["iot.device"].create({"name": "B", "identifier": "U-1", "company_id": other.id})
+        device_b = self.env["iot_billing.device"].create({"name": "B", "identifier": "U-1", "company_id": other.id})
         self.Usage.with_company(other).create(
             {"device_id": device_b.id, "company_id": other.id, "metric_id": self.metric_kwh.id,
              "quantity": 1, "timestamp": "2022-04-14 10:00:00", "message_id": "b-1"}

@@ -9,7 +9,7 @@ class IotUsageCalculatorTestWizard(models.TransientModel):
     _description = "Test a Usage Data Calculator"
 
     calculator_id = fields.Many2one("iot.usage.calculator", required=True)
-    device_id = fields.Many2one("iot.device", required=True)
+    device_id = fields.Many2one("iot_billing.device", required=True)
     date_from = fields.Date(required=True)
     date_to = fields.Date(required=True)
     currency_id = fields.Many2one(related="calculator_id.currency_id")
@@ -30,9 +30,9 @@ class IotUsageCalculatorTestWizard(models.TransientModel):
         start, stop = self.date_from, self.date_to + timedelta(days=1)
         cr = self.env.cr
         if calculator.source == "event":
-            self.env["iot.device.event"].flush_model()
+            self.env["iot_billing.device.event"].flush_model()
             cr.execute(
-                "SELECT count(*), count(*) FROM iot_device_event WHERE device_id = %s AND event_type = %s"
+                "SELECT count(*), count(*) FROM iot_billing_device_event WHERE device_id = %s AND event_type = %s"
                 " AND date >= %s AND date < %s",
                 (self.device_id.id, calculator.event_type, start, stop),
             )
