@@ -222,7 +222,7 @@ class IotContract(models.Model):
         }
 
     def _iot_prepare_invoice_lines(self, parts):
-        """Hook: turn the parts of ONE invoice into ``[(move_line_vals, schedule_ids)]``.
+        """Hook: turn the parts of ONE invoice into ``[(move_line_vals, member parts)]``.
 
         ``parts`` come from ``iot.invoicing.schedule._iot_invoice_line_parts``.
         Base: one invoice line per part, taxes of the product mapped by the
@@ -235,8 +235,7 @@ class IotContract(models.Model):
         lines = []
         for part in parts:
             schedule = schedule_by_id[part["schedule_id"]]
-            vals = self._iot_prepare_line_vals(part, schedule.date_from, schedule.date_to)
-            lines.append((vals, [schedule.id]))
+            lines.append((self._iot_prepare_line_vals(part, schedule.date_from, schedule.date_to), [part]))
         return lines
 
     def _iot_prepare_line_vals(self, part, date_from, date_to):
@@ -288,17 +287,20 @@ class IotContract(models.Model):
                     continue
                 move_vals = contract._iot_prepare_invoice_vals(invoice_date)
                 move_vals["iot_billing_run_id"] = run.id
-                move_vals["invoice_line_ids"] = [
-                    Command.create(dict(vals, iot_schedule_ids=[Command.set(ids)])) for vals, ids in lines
-                ]
+                move_vals["invoice_line_ids"] = [Command.create(vals) for vals, _members in lines]
                 move_vals_list.append(move_vals)
-                periods.append((contract, period_schedules))
+                periods.append((contract, period_schedules, [members for _vals, members in lines]))
         invoices = self.env["account.move"].create(move_vals_list)
         to_post = self.env["account.move"]
-        for invoice, (contract, period_schedules) in zip(invoices, periods, strict=True):
+        line_parts = []
+        for invoice, (contract, period_schedules, members_by_line) in zip(invoices, periods, strict=True):
             period_schedules.write({"state": "invoiced", "invoice_id": invoice.id})
+            # Lines are created in the order of their commands: pair each with its parts.
+            product_lines = invoice.invoice_line_ids.filtered(lambda line: line.display_type == "product")
+            line_parts += zip(product_lines.sorted("id").ids, members_by_line, strict=True)
             if contract.auto_post:
                 to_post |= invoice
+        schedules._iot_link_invoice_lines(line_parts)
         if to_post:
             to_post.action_post()
         return invoices

@@ -55,14 +55,20 @@ class IotInvoicingSchedule(models.Model):
         index="btree_not_null",
         ondelete="restrict",
     )
-    invoice_line_ids = fields.Many2many(
+    fixed_line_id = fields.Many2one(
         "account.move.line",
-        "iot_invoicing_schedule_account_move_line_rel",
-        "schedule_id",
-        "move_line_id",
-        string="Invoice Lines",
+        string="Fixed Fee Invoice Line",
         readonly=True,
         copy=False,
+        index="btree_not_null",
+        ondelete="set null",
+        help="The invoice line the fixed fee was billed on.",
+    )
+    invoice_line_ids = fields.Many2many(
+        "account.move.line",
+        string="Invoice Lines",
+        compute="_compute_invoice_line_ids",
+        help="The invoice lines this schedule's fee and usage were billed on.",
     )
     invoice_line_id = fields.Many2one(
         "account.move.line",
@@ -92,6 +98,11 @@ class IotInvoicingSchedule(models.Model):
     def _compute_amount_total(self):
         for schedule in self:
             schedule.amount_total = schedule.fixed_amount + schedule.usage_amount
+
+    @api.depends("fixed_line_id")
+    def _compute_invoice_line_ids(self):
+        for schedule in self:
+            schedule.invoice_line_ids = schedule.fixed_line_id
 
     @api.depends("invoice_line_ids")
     def _compute_invoice_line_id(self):
@@ -184,6 +195,27 @@ class IotInvoicingSchedule(models.Model):
                 }
             )
         return parts
+
+    def _iot_link_invoice_lines(self, line_parts):
+        """Hook 3: record which invoice line each part was billed on.
+
+        ``line_parts``: ``[(move line id, parts billed on it)]``. Base: the fixed fees;
+        iot_usage records the usage parts on their valuations. The invoice's detail
+        is read back from these links.
+        """
+        pairs = [
+            (part["schedule_id"], line_id) for line_id, parts in line_parts for part in parts if part["kind"] == "fixed"
+        ]
+        if not pairs:
+            return
+        self.flush_model(["fixed_line_id"])
+        self.env.cr.execute(
+            """UPDATE iot_invoicing_schedule schedule SET fixed_line_id = row.line_id
+                 FROM unnest(%s::int[], %s::int[]) AS row(id, line_id)
+                WHERE schedule.id = row.id""",
+            ([schedule_id for schedule_id, _l in pairs], [line_id for _s, line_id in pairs]),
+        )
+        self.invalidate_model(["fixed_line_id"])
 
     @api.model
     def _iot_insert_schedules(self, vals_list):

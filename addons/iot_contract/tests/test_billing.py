@@ -239,7 +239,10 @@ class TestBilling(IotContractCommon):
         self.assertEqual(invoice.amount_untaxed, 20.0)
         april = self._april()
         self.assertEqual(april.amount_total, 20.0)
-        self.assertEqual(len(april.invoice_line_ids), 2)
+        self.assertEqual(len(invoice.invoice_line_ids), 2)
+        # The base links the parts it knows (the fee); a module adding parts links its own
+        # through hook 3, _iot_link_invoice_lines.
+        self.assertEqual(april.fixed_line_id, invoice.invoice_line_ids.filtered(lambda line: line.name != "usage"))
 
     def test_cron_bills_every_company_due(self):
         with freeze_time("2022-05-01"):

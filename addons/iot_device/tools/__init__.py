@@ -9,3 +9,4 @@ from .api_input import (
     require_text,
     storable_text,
 )
+from .numbers import to_decimal

@@ -40,12 +40,13 @@ class AccountMove(models.Model):
             move.iot_schedule_count, move.iot_device_count = counts.get(move, (0, 0))
 
     def _iot_usage_summary(self):
-        """[(rule, unit, quantity, amount)] of the invoice, for the PDF summary block."""
+        """[(rule, unit, quantity, amount)] of the invoice, for the PDF summary block: the
+        valuations billed on its lines, by the rule's name when billed."""
         self.ensure_one()
         rows = self.env["iot.usage.valuation"].sudo()._read_group(
-            [("schedule_id.invoice_id", "=", self.id)], ["calculator_id"], ["quantity:sum", "amount:sum"]
+            [("move_line_id.move_id", "=", self.id)], ["calculator_id", "name"], ["quantity:sum", "amount:sum"]
         )
-        return [(calc.name, calc._unit_label(), quantity, amount) for calc, quantity, amount in rows]
+        return [(name, calc._unit_label(), quantity, amount) for calc, name, quantity, amount in rows]
 
     # ------------------------------------------------------------------
     # Detail
@@ -62,8 +63,8 @@ class AccountMove(models.Model):
         self.check_access("read")
         if not self.iot_schedule_count:
             raise UserError(self.env._("%s has no IoT detail.", self.display_name))
-        self.env["iot.invoicing.schedule"].flush_model()
-        self.flush_recordset()
+        for model in ("iot.invoicing.schedule", "iot.usage.valuation", "account.move.line"):
+            self.env[model].flush_model()
         rows = iter_detail_rows(self.env.cr, self.id, self.env.lang or "en_US")
         if file_format == "csv":
             content = csv_bytes(rows)

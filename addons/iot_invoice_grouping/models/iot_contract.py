@@ -3,13 +3,10 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from odoo import fields, models
 from odoo.addons.iot_contract.tools.periods import period_bounds
+from odoo.addons.iot_device.tools import to_decimal
 from odoo.tools import format_date, formatLang
 
 from .res_company import GROUPING_POLICIES
-
-
-def _decimal(value):
-    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value or 0)
 
 
 class IotContract(models.Model):
@@ -73,7 +70,7 @@ class IotContract(models.Model):
             return ("schedule", part["schedule_id"], part["kind"], part.get("calculator_id"))
         key = (part["kind"], part["product_id"], part.get("calculator_id") or False)
         if part["kind"] == "fixed":
-            key += (_decimal(part["price_unit"]),)
+            key += (to_decimal(part["price_unit"]),)
         if policy == "plan_period":
             key += (info["date_from"], info["date_to"])
         elif policy == "plan_metric":
@@ -108,7 +105,7 @@ class IotContract(models.Model):
         analytic = info[schedule_ids[0]]["analytic"]
         if self.invoice_grouping in ("analytic", "none") and analytic:
             vals["analytic_distribution"] = analytic
-        return vals, schedule_ids
+        return vals, members
 
     def _iot_exact_quantity_and_price(self, members):
         """A quantity and unit price whose product is exactly the members' total."""
@@ -116,13 +113,13 @@ class IotContract(models.Model):
         precision = self.env["decimal.precision"]
         price_step = Decimal(1).scaleb(-precision.precision_get("Product Price"))
         quantity_step = Decimal(1).scaleb(-precision.precision_get("Product Unit of Measure"))
-        total = sum((_decimal(part["amount"]) for part in members), Decimal(0))
-        prices = {_decimal(part["price_unit"]) for part in members}
+        total = sum((to_decimal(part["amount"]) for part in members), Decimal(0))
+        prices = {to_decimal(part["price_unit"]) for part in members}
         if len(prices) == 1:
             price = prices.pop()
-            quantity = sum((_decimal(part["quantity"]) for part in members), Decimal(0))
+            quantity = sum((to_decimal(part["quantity"]) for part in members), Decimal(0))
             exact_quantity = quantity == quantity.quantize(quantity_step)
-            rounded = _decimal(currency.round(float(quantity * price))) if exact_quantity else None
+            rounded = to_decimal(currency.round(float(quantity * price))) if exact_quantity else None
             if exact_quantity and price == price.quantize(price_step) and rounded == total:
                 return float(quantity), float(price)
         count = Decimal(len(members))

@@ -1,3 +1,4 @@
 from . import test_grouping_policies
 from . import test_detail_export
 from . import test_large_fleet
+from . import test_detail_is_what_was_billed

@@ -32,34 +32,33 @@ XLSX_COLUMNS = COLUMNS[:-1]
 EXCEL_EPOCH = date(1899, 12, 30)
 FETCH_SIZE = 5000
 
+# A plain read of what was billed: each fixed fee and each usage valuation knows the
+# invoice line it went to, with the quantity, unit price, amount and rule name of the
+# moment it was billed; editing a rule later changes nothing here.
 DETAIL_SQL = """
     WITH line AS (
-        SELECT line.id, line.name, line.iot_line_kind, line.iot_calculator_id,
-               row_number() OVER (ORDER BY line.sequence, line.id) AS position
+        SELECT line.id, line.name, row_number() OVER (ORDER BY line.sequence, line.id) AS position
           FROM account_move_line line
          WHERE line.move_id = %(move_id)s AND line.display_type = 'product'
     ),
     part AS (
-        SELECT schedule.id AS schedule_id, 'fixed' AS kind, NULL::integer AS calculator_id,
+        SELECT schedule.id AS schedule_id, 'fixed' AS kind, NULL::varchar AS rule, NULL::integer AS sequence,
                1::numeric AS quantity, schedule.fixed_amount::numeric AS unit_price,
-               schedule.fixed_amount::numeric AS amount
-          FROM iot_invoicing_schedule schedule
-         WHERE schedule.invoice_id = %(move_id)s AND schedule.fixed_amount <> 0
+               schedule.fixed_amount::numeric AS amount, line.position, line.name AS line_name
+          FROM line
+          JOIN iot_invoicing_schedule schedule ON schedule.fixed_line_id = line.id
         UNION ALL
-        SELECT schedule.id, 'usage', valuation.calculator_id, valuation.quantity::numeric,
-               calculator.unit_price::numeric, valuation.amount::numeric
-          FROM iot_invoicing_schedule schedule
-          JOIN iot_usage_valuation valuation ON valuation.schedule_id = schedule.id
-          JOIN iot_usage_calculator calculator ON calculator.id = valuation.calculator_id
-         WHERE schedule.invoice_id = %(move_id)s AND valuation.amount <> 0
+        SELECT valuation.schedule_id, 'usage', valuation.name, valuation.sequence, valuation.quantity::numeric,
+               valuation.unit_price::numeric, valuation.amount::numeric, line.position, line.name
+          FROM line
+          JOIN iot_usage_valuation valuation ON valuation.move_line_id = line.id
     )
     SELECT coalesce(device.name, item.name), device.identifier,
            coalesce(device_type.name ->> %(lang)s, device_type.name ->> 'en_US'),
            schedule.date_from, schedule.date_to,
            coalesce(template.name ->> %(lang)s, template.name ->> 'en_US'),
-           part.kind,
-           coalesce(calculator.name ->> %(lang)s, calculator.name ->> 'en_US'),
-           part.quantity::text, part.unit_price::text, part.amount::text, matched.position, matched.name
+           part.kind, part.rule,
+           part.quantity::text, part.unit_price::text, part.amount::text, part.position, part.line_name
       FROM part
       JOIN iot_invoicing_schedule schedule ON schedule.id = part.schedule_id
       JOIN iot_contract_item item ON item.id = schedule.contract_item_id
@@ -67,19 +66,7 @@ DETAIL_SQL = """
       JOIN product_template template ON template.id = product.product_tmpl_id
       LEFT JOIN iot_billing_device device ON device.id = schedule.device_id
       LEFT JOIN iot_billing_device_type device_type ON device_type.id = device.device_type_id
-      LEFT JOIN iot_usage_calculator calculator ON calculator.id = part.calculator_id
-      LEFT JOIN LATERAL (
-            SELECT line.position, line.name
-              FROM iot_invoicing_schedule_account_move_line_rel rel
-              JOIN line ON line.id = rel.move_line_id
-             WHERE rel.schedule_id = part.schedule_id
-               AND (line.iot_line_kind IS NULL
-                    OR (line.iot_line_kind = part.kind
-                        AND (part.kind = 'fixed' OR line.iot_calculator_id = part.calculator_id)))
-             ORDER BY line.iot_line_kind NULLS LAST, line.position
-             LIMIT 1
-      ) matched ON true
-     ORDER BY 1, schedule.date_from, part.kind, part.calculator_id
+     ORDER BY 1, schedule.date_from, part.kind, part.sequence, part.rule
 """
 
 

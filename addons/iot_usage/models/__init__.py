@@ -9,3 +9,4 @@ from . import iot_contract_item
 from . import res_company
 from . import iot_billing_run
 from . import iot_contract
+from . import account_move_line

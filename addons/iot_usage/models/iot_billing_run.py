@@ -19,7 +19,5 @@ class IotBillingRun(models.Model):
         result = super()._execute()
         # Once a run is past their period, readings no contract item covers will never be
         # billed: reject them visibly (they can be re-processed after an activation).
-        self.env["iot.invoicing.schedule"]._iot_reject_orphan_readings(
-            self.company_id, self._iot_cutoff_date()
-        )
+        self.env["iot.usage"]._reject_orphans(self.company_id, self._iot_cutoff_date())
         return result

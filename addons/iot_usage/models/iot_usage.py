@@ -12,6 +12,7 @@ from odoo.addons.iot_device.tools import (
     storable_text,
 )
 from odoo.exceptions import UserError
+from odoo.tools import SQL
 
 # Quantities are stored exactly with this many decimals (numeric column).
 QUANTITY_DIGITS = 6
@@ -19,6 +20,51 @@ QUANTITY_STEP = Decimal(1).scaleb(-QUANTITY_DIGITS)
 # numeric(20, 6) keeps 14 integer digits; a larger reading is a device error.
 MAX_QUANTITY = Decimal("1e14")
 SOURCES = [("api", "API"), ("mqtt", "MQTT"), ("import", "Import"), ("manual", "Manual")]
+
+# Readings are assigned to the schedule whose period holds their timestamp; one
+# measured in a period already invoiced goes to the item's next open schedule.
+# They are marked valued in the same statement (each UPDATE of a reading rewrites
+# it and all its index entries): the valuation that follows runs in the same
+# transaction, so a failure rolls both back.
+# The due schedules drive the join (materialized first) so that PostgreSQL looks
+# up each device's readings by index instead of pairing every item with every reading.
+ASSIGN_READINGS_SQL = """
+    WITH due AS MATERIALIZED (
+        SELECT schedule.id, schedule.device_id, schedule.contract_item_id,
+               schedule.date_from, schedule.date_to, item.date_start, item.date_end
+          FROM unnest(%(schedule_ids)s::int[]) AS due_id(id)
+          JOIN iot_invoicing_schedule schedule ON schedule.id = due_id.id
+          JOIN iot_contract_item item ON item.id = schedule.contract_item_id
+         WHERE schedule.device_id IS NOT NULL
+    ),
+    candidate AS (
+        SELECT DISTINCT ON (usage.id)
+               usage.id AS usage_id, due.id AS schedule_id, due.contract_item_id,
+               usage.timestamp < due.date_from AS is_late
+          FROM due
+          JOIN iot_usage usage ON usage.device_id = due.device_id
+         WHERE usage.state = 'to_value'
+           AND usage.timestamp >= due.date_start
+           AND (due.date_end IS NULL OR usage.timestamp < due.date_end + 1)
+           AND usage.timestamp < due.date_to + 1
+           AND (usage.timestamp >= due.date_from
+                OR NOT EXISTS (
+                    SELECT 1 FROM iot_invoicing_schedule open_period
+                     WHERE open_period.contract_item_id = due.contract_item_id
+                       AND open_period.state = 'planned'
+                       AND open_period.id <> due.id
+                       AND usage.timestamp >= open_period.date_from
+                       AND usage.timestamp < open_period.date_to + 1))
+         ORDER BY usage.id, due.date_from
+    )
+    UPDATE iot_usage usage
+       SET schedule_id = candidate.schedule_id,
+           contract_item_id = candidate.contract_item_id,
+           is_late = candidate.is_late,
+           state = 'valued'
+      FROM candidate
+     WHERE usage.id = candidate.usage_id
+"""
 
 
 def parse_quantity(value):
@@ -302,6 +348,53 @@ class IotUsage(models.Model):
             )
         self.create(vals_list)
         return {"stored": len(vals_list)}
+
+    # ------------------------------------------------------------------
+    # Billing: readings follow the schedules that value them
+    # ------------------------------------------------------------------
+    @api.model
+    def _assign_to_schedules(self, schedules):
+        """Give each reading still to value of these (due) schedules' devices its schedule."""
+        self.flush_model()
+        schedules.flush_model()
+        self.env.cr.execute(ASSIGN_READINGS_SQL, {"schedule_ids": schedules.ids})
+        self.invalidate_model(["schedule_id", "contract_item_id", "is_late", "state"])
+
+    @api.model
+    def _mark_for_schedules(self, schedules, from_states, to_state, detach=False):
+        """Move the readings of ``schedules`` from ``from_states`` to ``to_state``; ``detach``
+        also frees them from the schedule (its period was cancelled)."""
+        self.flush_model()
+        self.env.execute_query(SQL(
+            "UPDATE iot_usage SET state = %s %s WHERE schedule_id = ANY(%s) AND state IN %s",
+            to_state,
+            SQL(", schedule_id = NULL, is_late = false") if detach else SQL(),
+            schedules.ids,
+            tuple(from_states),
+        ))
+        self.invalidate_model(["state", "schedule_id", "is_late"])
+
+    @api.model
+    def _reject_orphans(self, company, before):
+        """Readings older than ``before`` that no contract item covers are rejected, with
+        the reason, so that they show up for re-processing instead of waiting forever."""
+        self.flush_model()
+        self.env.cr.execute(
+            """
+            UPDATE iot_usage usage
+               SET state = 'rejected', reject_reason = 'outside any active contract item'
+             WHERE usage.state = 'to_value' AND usage.company_id = %s AND usage.timestamp < %s
+               AND NOT EXISTS (
+                   SELECT 1 FROM iot_contract_item item
+                    WHERE item.device_id = usage.device_id
+                      AND usage.timestamp >= item.date_start
+                      AND (item.date_end IS NULL OR usage.timestamp < item.date_end + 1))
+            """,
+            (company.id, before),
+        )
+        count = self.env.cr.rowcount
+        self.invalidate_model(["state", "reject_reason"])
+        return count
 
     # ------------------------------------------------------------------
     # Re-processing rejected readings

@@ -1,7 +1,13 @@
+from collections import namedtuple
+from datetime import timedelta
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 from odoo import api, fields, models
+from odoo.addons.iot_device.tools import to_decimal
 from odoo.exceptions import ValidationError
+from odoo.tools import SQL
+
+from .iot_usage import QUANTITY_STEP
 
 AGGREGATIONS = [
     ("sum", "Sum"),
@@ -20,9 +26,26 @@ PRICINGS = [
 ]
 
 
-def to_decimal(value):
-    """Float field values to Decimal through their shortest text, never their binary value."""
-    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value or 0)
+# What usage is measured over, for billing and for the rule wizard alike.
+# ``key``: how the caller names it in the result; ``calculators``: the rules to apply;
+# ``currency``: the currency amounts are rounded in; ``device_id``, ``date_from`` and
+# ``date_to`` (included) bound the events counted and, without a schedule, the readings;
+# ``schedule_id``: when set, the readings are those assigned to that schedule (billing:
+# late readings included, readings already invoiced excluded).
+UsageScope = namedtuple("UsageScope", "key calculators currency device_id date_from date_to schedule_id")
+# What one rule made of one scope: the measured quantity, the readings (or events) counted,
+# the quantity after the included allowance, and the amount in the scope's currency.
+Measure = namedtuple("Measure", "quantity count billable amount")
+
+# Aggregations read from one grouped query per scope and metric; the others need the
+# rule's own parameters in the query (a payload key, a unit price).
+PLAIN_AGGREGATES = {
+    "sum": "sum(reading.quantity)",
+    "count": "count(*)",
+    "max": "max(reading.quantity)",
+    "avg": "round(avg(reading.quantity), 6)",
+    "last": "(array_agg(reading.quantity ORDER BY reading.timestamp DESC, reading.id DESC))[1]",
+}
 
 
 class IotUsageCalculator(models.Model):
@@ -103,6 +126,135 @@ class IotUsageCalculator(models.Model):
                         "without included quantity."
                     )
                 )
+
+    # ------------------------------------------------------------------
+    # Measuring: one method for billing and the rule wizard
+    # ------------------------------------------------------------------
+    @api.model
+    def _evaluate(self, scopes):
+        """Measure and price usage: ``{(scope key, calculator id): Measure}``.
+
+        ``scopes``: UsageScope tuples, all with a schedule (billing) or all without
+        (the readings of the device between the dates, rejected ones excluded).
+        A few grouped queries for the whole set, whatever the number of scopes.
+        """
+        scopes = [scope for scope in scopes if scope.calculators]
+        if not scopes:
+            return {}
+        self.env["iot.usage"].flush_model()
+        self.env["iot_billing.device.event"].flush_model()
+        readings = self._scope_readings_sql(scopes)
+        calculators = {calculator for scope in scopes for calculator in scope.calculators}
+        plain = self._measure_plain(readings)
+        special = {}
+        for calculator in calculators:
+            special.update(calculator._measure_special(readings, scopes))
+        measures = {}
+        for scope in scopes:
+            for calculator in scope.calculators:
+                reading_amount = None
+                if (scope.key, calculator.id) in special:
+                    quantity, count, reading_amount = special[scope.key, calculator.id]
+                else:
+                    values = plain.get((scope.key, calculator.metric_id.id), {})
+                    quantity, count = values.get(calculator.aggregation), values.get("count", 0)
+                quantity = to_decimal(quantity).quantize(QUANTITY_STEP)
+                amount = calculator._price(
+                    quantity, scope.currency,
+                    reading_amounts=None if reading_amount is None else [reading_amount],
+                )
+                billable = max(Decimal(0), quantity - to_decimal(calculator.included_quantity))
+                measures[scope.key, calculator.id] = Measure(quantity, count or 0, billable, amount)
+        return measures
+
+    @api.model
+    def _scope_readings_sql(self, scopes):
+        """The readings of the scopes as rows ``(key, id, metric_id, quantity, timestamp, payload)``."""
+        if scopes[0].schedule_id:
+            return SQL(
+                """SELECT usage.schedule_id AS key, usage.id, usage.metric_id, usage.quantity,
+                          usage.timestamp, usage.payload
+                     FROM iot_usage usage
+                    WHERE usage.schedule_id = ANY(%s) AND usage.state IN ('to_value', 'valued')""",
+                [scope.schedule_id for scope in scopes],
+            )
+        return SQL(
+            """SELECT scope.key, usage.id, usage.metric_id, usage.quantity, usage.timestamp, usage.payload
+                 FROM unnest(%s::int[], %s::int[], %s::timestamp[], %s::timestamp[])
+                      AS scope(key, device_id, start_at, stop_at)
+                 JOIN iot_usage usage ON usage.device_id = scope.device_id
+                  AND usage.timestamp >= scope.start_at AND usage.timestamp < scope.stop_at
+                WHERE usage.state != 'rejected'""",
+            [scope.key for scope in scopes],
+            [scope.device_id for scope in scopes],
+            [scope.date_from for scope in scopes],
+            [scope.date_to + timedelta(days=1) for scope in scopes],
+        )
+
+    @api.model
+    def _measure_plain(self, readings):
+        """``{(key, metric id): {aggregation: value as text, "count": n}}``, one query."""
+        rows = self.env.execute_query(SQL(
+            "WITH reading AS (%s) SELECT reading.key, reading.metric_id, %s FROM reading"
+            " GROUP BY reading.key, reading.metric_id",
+            readings,
+            SQL(", ").join(SQL("(%s)::text", SQL(expression)) for expression in PLAIN_AGGREGATES.values()),
+        ))
+        names = list(PLAIN_AGGREGATES)
+        return {
+            (key, metric_id): dict(zip(names, values, strict=True), count=int(values[names.index("count")]))
+            for key, metric_id, *values in rows
+        }
+
+    def _measure_special(self, readings, scopes):
+        """``{(key, calculator id): (quantity, count, per-reading amount or None)}`` for the rules
+        whose measure needs their own parameters: events, distinct values, rounding per reading."""
+        self.ensure_one()
+        if self.source == "event":
+            mine = [scope for scope in scopes if self in scope.calculators]
+            rows = self.env.execute_query(SQL(
+                """SELECT scope.key, count(event.id)
+                     FROM unnest(%s::int[], %s::int[], %s::timestamp[], %s::timestamp[])
+                          AS scope(key, device_id, start_at, stop_at)
+                     JOIN iot_billing_device_event event ON event.device_id = scope.device_id
+                      AND event.event_type = %s
+                      AND event.date >= scope.start_at AND event.date < scope.stop_at
+                    GROUP BY scope.key""",
+                [scope.key for scope in mine],
+                [scope.device_id for scope in mine],
+                [scope.date_from for scope in mine],
+                [scope.date_to + timedelta(days=1) for scope in mine],
+                self.event_type,
+            ))
+            return {(key, self.id): (count, count, None) for key, count in rows}
+        if self.aggregation == "count_unique":
+            rows = self.env.execute_query(SQL(
+                """WITH reading AS (%s)
+                   SELECT reading.key, count(DISTINCT reading.payload ->> %s), count(*)
+                     FROM reading WHERE reading.metric_id = %s GROUP BY reading.key""",
+                readings, self.payload_key, self.metric_id.id,
+            ))
+            return {(key, self.id): (quantity, count, None) for key, quantity, count in rows}
+        if self.rounding == "reading":
+            result = {}
+            scopes_by_step = {}
+            for scope in scopes:
+                if self in scope.calculators:
+                    scopes_by_step.setdefault(self._currency_step(scope.currency), set()).add(scope.key)
+            for step, keys in scopes_by_step.items():
+                rows = self.env.execute_query(SQL(
+                    """WITH reading AS (%s)
+                       SELECT reading.key, sum(reading.quantity)::text, count(*),
+                              sum(round(reading.quantity * %s / %s) * %s)::text
+                         FROM reading WHERE reading.metric_id = %s AND reading.key = ANY(%s)
+                        GROUP BY reading.key""",
+                    readings, to_decimal(self.unit_price), step, step, self.metric_id.id, list(keys),
+                ))
+                result.update({
+                    (key, self.id): (quantity, count, Decimal(amount)) for key, quantity, count, amount in rows
+                })
+            return result
+        return {}
 
     # ------------------------------------------------------------------
     # Pricing: exact Decimal arithmetic, one rounding to the currency at the end
