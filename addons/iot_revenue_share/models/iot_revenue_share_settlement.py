@@ -1,0 +1,594 @@
+import base64
+import calendar
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+
+from odoo import Command, api, fields, models
+from odoo.addons.iot_device.tools import ApiInputError
+from odoo.exceptions import UserError
+
+from ..tools import allocate, csv_bytes, iter_detail_rows, xlsx_bytes
+from ..tools.settlement_sql import (
+    INSERT_LINES_SQL,
+    INVOICE_PARTS_SQL,
+    INVOICE_TOTALS_SQL,
+    ORIGINAL_SHARES_SQL,
+    REFUNDS_SQL,
+    SHARED_LINES_SQL,
+)
+
+PERIOD_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
+FORMATS = {
+    "csv": "text/csv",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+JOURNAL_CODE = "RSHR"
+# Key of the advisory lock that serialises the settlement runs of one company.
+SETTLEMENT_LOCK = 0x10755A7E
+HUNDRED = Decimal(100)
+
+
+@dataclass(slots=True)
+class Share:
+    """One share line being computed: amounts are exact Decimals until allocated."""
+
+    invoice_id: int
+    schedule_id: int
+    kind: str
+    rule_id: int
+    partner_id: int
+    device_id: int | None
+    base: Decimal
+    percent: Decimal | None = None
+    raw: Decimal = Decimal(0)
+    share: Decimal = Decimal(0)
+
+
+class IotRevenueShareSettlement(models.Model):
+    """What one beneficiary receives for one period: the bill (or entry) and its detail."""
+
+    _name = "iot.revenue.share.settlement"
+    _description = "IoT Revenue Share Settlement"
+    _order = "date_to desc, partner_id, id"
+    _check_company_auto = True
+
+    name = fields.Char(required=True, readonly=True)
+    period = fields.Char(required=True, readonly=True, index=True, help="YYYY-MM")
+    date_from = fields.Date(required=True, readonly=True)
+    date_to = fields.Date(required=True, readonly=True)
+    company_id = fields.Many2one("res.company", required=True, readonly=True, index=True)
+    currency_id = fields.Many2one(related="company_id.currency_id")
+    partner_id = fields.Many2one("res.partner", string="Beneficiary", required=True, readonly=True, index=True)
+    mode = fields.Selection(
+        [("bill", "Vendor bill"), ("entry", "Journal entry")], required=True, readonly=True, default="bill"
+    )
+    move_id = fields.Many2one("account.move", string="Bill / Entry", readonly=True, check_company=True)
+    state = fields.Selection(
+        [
+            ("empty", "Nothing due"),
+            ("draft", "Draft"),
+            ("posted", "Posted"),
+            ("paid", "Paid"),
+            ("cancel", "Cancelled"),
+        ],
+        compute="_compute_state",
+        store=True,
+    )
+    amount_total = fields.Monetary(
+        string="Share Total", readonly=True, help="Sum of the share lines; the bill's untaxed amount."
+    )
+    line_ids = fields.One2many("iot.revenue.share.line", "settlement_id", string="Share Lines")
+    line_count = fields.Integer(compute="_compute_line_count")
+    detail_attachment_id = fields.Many2one("ir.attachment", string="Detail File", readonly=True, copy=False)
+
+    @api.depends("move_id.state", "move_id.payment_state")
+    def _compute_state(self):
+        for settlement in self:
+            move = settlement.move_id
+            if not move:
+                settlement.state = "empty"
+            elif move.state != "posted":
+                settlement.state = move.state
+            elif move.payment_state in ("paid", "in_payment"):
+                settlement.state = "paid"
+            else:
+                settlement.state = "posted"
+
+    def _compute_line_count(self):
+        counts = dict(
+            self.env["iot.revenue.share.line"]._read_group(
+                [("settlement_id", "in", self.ids)], ["settlement_id"], ["__count"]
+            )
+        )
+        for settlement in self:
+            settlement.line_count = counts.get(settlement, 0)
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_if_bill_not_posted(self):
+        if self.move_id.filtered(lambda move: move.state == "posted"):
+            raise UserError(self.env._("Reset the bill to draft or cancel it before deleting its settlement."))
+
+    def unlink(self):
+        # The shares go with the settlement (cascade) and are computed again by the next run.
+        drafts = self.move_id.filtered(lambda move: move.state == "draft")
+        result = super().unlink()
+        drafts.unlink()
+        return result
+
+    # ------------------------------------------------------------------
+    # Periods and journals
+    # ------------------------------------------------------------------
+    @api.model
+    def _iot_period_dates(self, period):
+        """("YYYY-MM") -> (first day, last day); ApiInputError on anything else."""
+        match = PERIOD_PATTERN.match(period) if isinstance(period, str) else None
+        if not match or not 1 <= int(match.group(2)) <= 12:
+            raise ApiInputError("'period' must be a 'YYYY-MM' string, got %r" % (str(period)[:32],))
+        year, month = int(match.group(1)), int(match.group(2))
+        return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
+
+    @api.model
+    def _iot_create_journals(self):
+        """Data hook (install): the revenue share journal of every company with a chart of accounts."""
+        for company in self.env["res.company"].search([("chart_template", "!=", False)]):
+            self._iot_journal(company)
+
+    @api.model
+    def _iot_journal(self, company):
+        Journal = self.env["account.journal"].sudo()  # created once per company, by whoever settles first
+        journal = Journal.search([("company_id", "=", company.id), ("code", "=", JOURNAL_CODE)], limit=1)
+        return journal or Journal.create(
+            {"name": self.env._("Revenue Share"), "code": JOURNAL_CODE, "type": "purchase", "company_id": company.id}
+        )
+
+    # ------------------------------------------------------------------
+    # Settlement run
+    # ------------------------------------------------------------------
+    @api.model
+    def _iot_settle(self, period, mode=None):
+        """Settle the current company's shares due by the end of ``period`` ("YYYY-MM").
+
+        Shares every posted (invoiced basis) or paid (cash basis) IoT customer invoice
+        of the company not yet shared by its rules, and credit notes of shared ones,
+        whatever their month (a late posting is settled in the next run). One
+        settlement per beneficiary, with its bill or journal entry. Returns them.
+        """
+        self.check_access("create")
+        date_from, date_to = self._iot_period_dates(period)
+        company = self.env.company
+        mode = mode or company.iot_revenue_share_mode
+        # Two runs of one company at once would compute the same shares; the unique
+        # constraint would fail the second, the lock makes it wait instead.
+        self.env.cr.execute("SELECT pg_advisory_xact_lock(%s, %s)", [SETTLEMENT_LOCK, company.id])
+        rules = self.env["iot.revenue.share.rule"].search([("company_id", "=", company.id)])
+        if not rules:
+            return self.browse()
+        quantum = Decimal(1).scaleb(-company.currency_id.decimal_places)
+        self.env.flush_all()
+        params = {"company_id": company.id, "date_to": date_to, "horizon": min(rules.mapped("date_start"))}
+        shares = self._iot_original_shares(params, rules, quantum)
+        shares += self._iot_refund_shares(params, rules, shares, quantum)
+        if not shares:
+            return self.browse()
+        by_partner = defaultdict(list)
+        for share in shares:
+            by_partner[share.partner_id].append(share)
+        settlements = self.browse()
+        for partner in self.env["res.partner"].browse(sorted(by_partner)):
+            settlements |= self._iot_create_settlement(
+                partner, by_partner[partner.id], period, date_from, date_to, mode, rules, quantum
+            )
+        return settlements
+
+    def _iot_original_shares(self, params, rules, quantum):
+        """Shares of customer invoices not shared yet, with their company amounts and raw shares."""
+        cr = self.env.cr
+        cr.execute(ORIGINAL_SHARES_SQL, params)
+        rows = [row for row in cr.fetchall() if row[4]]  # no beneficiary: a device without owner
+        if not rows:
+            return []
+        company_amounts = self._iot_company_amounts({row[0] for row in rows}, quantum)
+        shares = []
+        for invoice_id, schedule_id, kind, rule_id, partner_id, device_id, amount in rows:
+            converted = company_amounts.get(invoice_id)
+            if converted is None:
+                base = Decimal(amount)
+            elif kind == "device":
+                base = converted[(schedule_id, "fixed")] + converted[(schedule_id, "usage")]
+            else:
+                base = converted[(schedule_id, kind)]
+            shares.append(Share(invoice_id, schedule_id, kind, rule_id, partner_id, device_id, base))
+        # Tiered percents depend on the beneficiary's whole volume under the rule in this run.
+        rule_by_id = {rule.id: rule for rule in rules}
+        volumes = defaultdict(Decimal)
+        for share in shares:
+            if rule_by_id[share.rule_id].share_type == "tiered":
+                volumes[(share.partner_id, share.rule_id)] += share.base
+        for share in shares:
+            rule = rule_by_id[share.rule_id]
+            if rule.share_type == "fixed":
+                share.raw = Decimal(repr(rule.amount))
+                continue
+            if rule.share_type == "tiered":
+                share.percent = rule._tier_percent(volumes[(share.partner_id, share.rule_id)])
+            else:
+                share.percent = Decimal(repr(rule.percent))
+            share.raw = share.base * share.percent / HUNDRED
+        return shares
+
+    def _iot_company_amounts(self, invoice_ids, quantum):
+        """Company amounts of the parts of invoices whose parts do not add up to Odoo's company total.
+
+        That is every invoice in a foreign currency: Odoo converts each invoice line
+        and rounds it; the parts are given the invoice's company untaxed total in
+        proportion to their amounts, exact to the cent. Returns
+        ``{invoice_id: {(schedule_id, kind): Decimal}}``; invoices in the company
+        currency whose parts add up are left out (their parts are their amounts).
+        """
+        cr = self.env.cr
+        cr.execute(INVOICE_TOTALS_SQL, {"invoice_ids": list(invoice_ids)})
+        targets = {
+            invoice_id: Decimal(company_total)
+            for invoice_id, company_total, parts_total in cr.fetchall()
+            if Decimal(company_total) != Decimal(parts_total or 0)
+        }
+        if not targets:
+            return {}
+        cr.execute(INVOICE_PARTS_SQL, {"invoice_ids": list(targets)})
+        parts = defaultdict(list)
+        for invoice_id, schedule_id, fixed_amount, usage_amount in cr.fetchall():
+            parts[invoice_id] += [((schedule_id, "fixed"), Decimal(fixed_amount)),
+                                  ((schedule_id, "usage"), Decimal(usage_amount))]
+        converted = {}
+        for invoice_id, target in targets.items():
+            keys = [key for key, _amount in parts[invoice_id]]
+            amounts = [amount for _key, amount in parts[invoice_id]]
+            total = sum(amounts, Decimal(0))
+            raw = [amount * target / total for amount in amounts] if total else [Decimal(0)] * len(amounts)
+            converted[invoice_id] = dict(zip(keys, allocate(raw, target, quantum), strict=True))
+        return converted
+
+    def _iot_refund_shares(self, params, rules, originals, quantum):
+        """Negative shares of posted credit notes of shared invoices (this run's included).
+
+        A credit note reverses each share of its invoice in the proportion of its
+        company untaxed amount to the invoice's (all of it for a full credit note),
+        at the percent the invoice was shared at.
+        """
+        cr = self.env.cr
+        cr.execute(REFUNDS_SQL, params)
+        refunds = cr.fetchall()
+        if not refunds:
+            return []
+        origin_ids = list({row[1] for row in refunds})
+        refund_ids = [row[0] for row in refunds]
+        by_origin = defaultdict(list)
+        cr.execute(SHARED_LINES_SQL, {"invoice_ids": origin_ids})
+        for invoice_id, schedule_id, kind, rule_id, partner_id, device_id, base, percent, share in cr.fetchall():
+            by_origin[invoice_id].append(Share(
+                invoice_id, schedule_id, kind, rule_id, partner_id, device_id, Decimal(base),
+                Decimal(percent) if percent is not None else None, share=Decimal(share),
+            ))
+        origins = set(origin_ids)
+        for share in originals:
+            if share.invoice_id in origins:
+                by_origin[share.invoice_id].append(share)
+        cr.execute(SHARED_LINES_SQL, {"invoice_ids": refund_ids})
+        done = {(row[0], row[1], row[3], row[2]) for row in cr.fetchall()}
+        rule_by_id = {rule.id: rule for rule in rules.with_context(active_test=False)}
+        shares = []
+        for refund_id, origin_id, refund_total, origin_total, cash_ok in refunds:
+            ratio = Decimal(refund_total) / Decimal(origin_total) if Decimal(origin_total) else Decimal(0)
+            refund_shares = []
+            for original in by_origin.get(origin_id, []):
+                rule = rule_by_id.get(original.rule_id) or self.env["iot.revenue.share.rule"].browse(original.rule_id)
+                if (refund_id, original.schedule_id, original.rule_id, original.kind) in done:
+                    continue
+                if rule.basis == "cash" and not cash_ok:
+                    continue
+                share = Share(refund_id, original.schedule_id, original.kind, original.rule_id, original.partner_id,
+                              original.device_id, original.base * ratio, original.percent)
+                if share.percent is None:  # fixed amount per device: the amount shared, in proportion
+                    share.raw = (original.share or Decimal(repr(rule.amount))) * ratio
+                else:
+                    share.raw = share.base * share.percent / HUNDRED
+                refund_shares.append(share)
+            if refund_shares:
+                target = sum((share.base for share in refund_shares), Decimal(0)).quantize(quantum, ROUND_HALF_UP)
+                for share, base in zip(refund_shares, allocate([s.base for s in refund_shares], target, quantum),
+                                       strict=True):
+                    share.base = base
+                shares += refund_shares
+        return shares
+
+    def _iot_create_settlement(self, partner, shares, period, date_from, date_to, mode, rules, quantum):
+        """One beneficiary's settlement: shares rounded once per rule, lines, bill or entry, detail."""
+        by_rule = defaultdict(list)
+        for share in shares:
+            by_rule[share.rule_id].append(share)
+        for rule_shares in by_rule.values():
+            # The share of a rule is rounded once, on its total; its lines get cents in proportion.
+            target = sum((share.raw for share in rule_shares), Decimal(0)).quantize(quantum, ROUND_HALF_UP)
+            for share, amount in zip(rule_shares, allocate([s.raw for s in rule_shares], target, quantum),
+                                     strict=True):
+                share.share = amount
+        company = self.env.company
+        total = sum((share.share for share in shares), Decimal(0))
+        settlement = self.create(
+            {
+                "name": self.env._("Revenue share %(period)s — %(partner)s", period=period, partner=partner.name),
+                "period": period,
+                "date_from": date_from,
+                "date_to": date_to,
+                "company_id": company.id,
+                "partner_id": partner.id,
+                "mode": mode,
+                "amount_total": float(total),
+            }
+        )
+        self.env.cr.execute(
+            INSERT_LINES_SQL,
+            {
+                "settlement_id": settlement.id,
+                "company_id": company.id,
+                "partner_id": partner.id,
+                "rule_ids": [share.rule_id for share in shares],
+                "kinds": [share.kind for share in shares],
+                "invoice_ids": [share.invoice_id for share in shares],
+                "schedule_ids": [share.schedule_id for share in shares],
+                "device_ids": [share.device_id for share in shares],
+                "bases": [share.base for share in shares],
+                "percents": [share.percent for share in shares],
+                "shares": [share.share for share in shares],
+            },
+        )
+        self.env["iot.revenue.share.line"].invalidate_model()
+        groups = defaultdict(Decimal)
+        for share in shares:
+            groups[(share.rule_id, share.kind)] += share.share
+        rule_by_id = {rule.id: rule for rule in rules.with_context(active_test=False)}
+        amounts = [
+            (rule_by_id.get(rule_id) or self.env["iot.revenue.share.rule"].browse(rule_id), kind, amount)
+            for (rule_id, kind), amount in sorted(groups.items())
+            if amount
+        ]
+        if amounts:
+            settlement.move_id = settlement._iot_create_move(amounts, total)
+            settlement.move_id.action_post()
+            settlement._iot_attach_detail()
+        return settlement
+
+    def _iot_line_label(self, rule, kind):
+        kinds = dict(self.env["iot.revenue.share.line"]._fields["kind"]._description_selection(self.env))
+        return self.env._("%(rule)s — %(kind)s — %(period)s", rule=rule.name, kind=kinds[kind], period=self.period)
+
+    def _iot_create_move(self, amounts, total):
+        """The beneficiary's vendor bill (credit note when negative) or commission entry.
+
+        Bill lines carry the rule's product, quantity 1 and the share as price: Odoo
+        computes taxes, accounts and totals as for a bill keyed in by hand.
+        """
+        self.ensure_one()
+        journal = self._iot_journal(self.company_id)
+        partner = self.partner_id.with_company(self.company_id)
+        ref = self.env._("Revenue share %s", self.period)
+        if self.mode == "entry":
+            payable = partner.property_account_payable_id
+            lines = []
+            for rule, kind, amount in amounts:
+                accounts = rule.product_id.product_tmpl_id.with_company(self.company_id)._get_product_accounts()
+                lines.append(Command.create({
+                    "name": self._iot_line_label(rule, kind),
+                    "account_id": (accounts["expense"] or journal.default_account_id).id,
+                    "partner_id": partner.id,
+                    "balance": float(amount),
+                }))
+            lines.append(Command.create(
+                {"name": ref, "account_id": payable.id, "partner_id": partner.id, "balance": float(-total)}
+            ))
+            return self.env["account.move"].create({
+                "move_type": "entry",
+                "journal_id": journal.id,
+                "company_id": self.company_id.id,
+                "date": self.date_to,
+                "ref": ref,
+                "line_ids": lines,
+            })
+        sign = 1 if total >= 0 else -1
+        return self.env["account.move"].create({
+            "move_type": "in_invoice" if sign > 0 else "in_refund",
+            "partner_id": partner.id,
+            "company_id": self.company_id.id,
+            "journal_id": journal.id,
+            "currency_id": self.company_id.currency_id.id,
+            "invoice_date": self.date_to,
+            "date": self.date_to,
+            "invoice_payment_term_id": partner.property_supplier_payment_term_id.id,
+            "ref": ref,
+            "invoice_origin": self.name,
+            "invoice_line_ids": [
+                Command.create({
+                    "product_id": rule.product_id.id,
+                    "name": self._iot_line_label(rule, kind),
+                    "quantity": 1,
+                    "price_unit": float(sign * amount),
+                })
+                for rule, kind, amount in amounts
+            ],
+        })
+
+    # ------------------------------------------------------------------
+    # Detail
+    # ------------------------------------------------------------------
+    def _iot_detail_file(self, file_format):
+        """(filename, mimetype, bytes) of the per-device detail; the settlement must be readable."""
+        self.ensure_one()
+        if file_format not in FORMATS:
+            raise UserError(self.env._("Unknown format %s: use csv or xlsx.", file_format))
+        self.check_access("read")
+        self.env["iot.revenue.share.line"].flush_model()
+        rows = iter_detail_rows(self.env.cr, self.id)
+        if file_format == "csv":
+            content = csv_bytes(rows)
+        else:
+            currency = self.currency_id
+            money = ('#,##0.%s "%s"' % ("0" * currency.decimal_places, currency.symbol or currency.name)).replace(
+                '."', '"'
+            )
+            content = xlsx_bytes(rows, self.name, money)
+        filename = "%s-%s-detail.%s" % (
+            (self.move_id.name or "revenue-share").replace("/", "-"), self.period, file_format
+        )
+        return filename, FORMATS[file_format], content
+
+    def _iot_attach_detail(self, file_format="xlsx"):
+        self.ensure_one()
+        filename, mimetype, content = self._iot_detail_file(file_format)
+        attachment = self.env["ir.attachment"].create({
+            "name": filename,
+            "mimetype": mimetype,
+            "raw": content,
+            "res_model": self.move_id._name if self.move_id else self._name,
+            "res_id": self.move_id.id or self.id,
+        })
+        self.detail_attachment_id = attachment
+        return attachment
+
+    def action_download_detail_xlsx(self):
+        return self._iot_download("xlsx")
+
+    def action_download_detail_csv(self):
+        return self._iot_download("csv")
+
+    def _iot_download(self, file_format):
+        self.ensure_one()
+        filename, mimetype, content = self._iot_detail_file(file_format)
+        attachment = self.env["ir.attachment"].create(
+            {"name": filename, "mimetype": mimetype, "raw": content, "res_model": self._name, "res_id": self.id}
+        )
+        return {"type": "ir.actions.act_url", "url": "/web/content/%s?download=true" % attachment.id, "target": "self"}
+
+    def action_view_move(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": "account.move",
+            "res_id": self.move_id.id,
+            "view_mode": "form",
+        }
+
+    def action_view_lines(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("iot_revenue_share.iot_revenue_share_line_action")
+        action["domain"] = [("settlement_id", "=", self.id)]
+        return action
+
+    # ------------------------------------------------------------------
+    # Amounts by rule and kind (API, statement)
+    # ------------------------------------------------------------------
+    def _iot_amounts_by_rule(self):
+        """{settlement: [{"rule_id", "rule", "kind", "base", "share"}]} from the share lines."""
+        result = defaultdict(list)
+        groups = self.env["iot.revenue.share.line"]._read_group(
+            [("settlement_id", "in", self.ids)],
+            ["settlement_id", "rule_id", "kind"],
+            ["base_amount:sum", "share_amount:sum"],
+        )
+        for settlement, rule, kind, base, share in groups:
+            currency = settlement.currency_id
+            result[settlement].append(
+                {"rule_id": rule.id, "rule": rule.name, "kind": kind, "base": currency.round(base),
+                 "share": currency.round(share)}
+            )
+        return result
+
+    # ------------------------------------------------------------------
+    # External API
+    # ------------------------------------------------------------------
+    @api.model
+    def api_settlements(self, period, partner=None):
+        """Settlements of ``period`` ("YYYY-MM"), optionally of one beneficiary (id or reference).
+
+        Per settlement: ``{"id", "name", "period", "beneficiary": {"id", "name", "ref"},
+        "currency", "amount_total", "amounts": [{"rule_id", "rule", "kind", "base", "share"}],
+        "bill_id", "bill", "move_type", "state"}``.
+        """
+        self._iot_period_dates(period)
+        self.check_access("read")
+        domain = [("period", "=", period)]
+        if partner not in (None, False):
+            domain.append(("partner_id", "=", self._iot_api_partner(partner).id))
+        settlements = self.search(domain)
+        amounts = settlements._iot_amounts_by_rule()
+        return [
+            {
+                "id": settlement.id,
+                "name": settlement.name,
+                "period": settlement.period,
+                "beneficiary": {
+                    "id": settlement.partner_id.id,
+                    "name": settlement.partner_id.name,
+                    "ref": settlement.partner_id.ref or False,
+                },
+                "currency": settlement.currency_id.name,
+                "amount_total": settlement.amount_total,
+                "amounts": amounts.get(settlement, []),
+                "bill_id": settlement.move_id.id or False,
+                "bill": settlement.move_id.name or False,
+                "move_type": settlement.move_id.move_type or False,
+                "state": settlement.state,
+            }
+            for settlement in settlements
+        ]
+
+    @api.model
+    def _iot_api_partner(self, partner):
+        Partner = self.env["res.partner"]
+        if isinstance(partner, int) and not isinstance(partner, bool):
+            found = Partner.search([("id", "=", partner)])
+        elif isinstance(partner, str) and partner.strip():
+            found = Partner.search([("ref", "=", partner.strip())], limit=2)
+        else:
+            raise ApiInputError("'partner' must be a partner id or reference")
+        if len(found) != 1:
+            raise ApiInputError("no single partner %r" % (str(partner)[:64],))
+        return found
+
+    @api.model
+    def api_settlement_detail(self, settlement_ids, file_format="csv"):
+        """Per settlement id: ``{"id", "filename", "mimetype", "content" (base64)}`` or ``{"id", "error"}``."""
+        if not isinstance(settlement_ids, list):
+            raise ApiInputError("expected a list of settlement ids")
+        if len(settlement_ids) > 100:
+            raise ApiInputError("at most 100 settlements per call")
+        answers = []
+        for settlement_id in settlement_ids:
+            if not isinstance(settlement_id, int) or isinstance(settlement_id, bool):
+                answers.append({"id": settlement_id, "error": "not a settlement id"})
+                continue
+            settlement = self.browse(settlement_id)
+            try:
+                if not settlement.exists():
+                    raise UserError(self.env._("No settlement %s.", settlement_id))
+                filename, mimetype, content = settlement._iot_detail_file(file_format)
+            except (UserError, ApiInputError) as error:  # AccessError is a UserError: per entry too
+                answers.append({"id": settlement_id, "error": str(error)})
+                continue
+            answers.append({"id": settlement_id, "filename": filename, "mimetype": mimetype,
+                            "content": base64.b64encode(content).decode()})
+        return answers
+
+    # ------------------------------------------------------------------
+    # Cron
+    # ------------------------------------------------------------------
+    @api.model
+    def _cron_settle_previous_month(self):
+        """Monthly: settle last month for every company that has revenue share rules."""
+        first_of_month = fields.Date.context_today(self).replace(day=1)
+        last_month = fields.Date.subtract(first_of_month, days=1)
+        companies = self.env["iot.revenue.share.rule"].sudo()._read_group([], ["company_id"])
+        for (company,) in companies:
+            self.with_company(company)._iot_settle("%04d-%02d" % (last_month.year, last_month.month))

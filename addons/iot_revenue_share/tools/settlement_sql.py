@@ -1,0 +1,133 @@
+"""The settlement run's queries: set-based, one statement per step, never one per device."""
+
+# Customer invoices' parts (fixed fee, usage, or the whole device-period for fixed
+# amounts per device) that a rule shares and that no settlement has shared yet.
+# A schedule takes the rules of its device if it has some, else its contract's,
+# else its plan's. Cash basis: the invoice is paid and its last reconciliation is
+# on or before the end of the period.
+ORIGINAL_SHARES_SQL = """
+    WITH invoice AS MATERIALIZED (
+        SELECT move.id, move.date, move.payment_state
+          FROM account_move move
+         WHERE move.company_id = %(company_id)s
+           AND move.move_type = 'out_invoice'
+           AND move.state = 'posted'
+           AND move.date <= %(date_to)s
+           AND move.date >= %(horizon)s
+           AND EXISTS (SELECT 1 FROM iot_invoicing_schedule schedule WHERE schedule.invoice_id = move.id)
+    ),
+    paid AS MATERIALIZED (
+        SELECT invoice.id, max(partial.max_date) AS paid_date
+          FROM invoice
+          JOIN account_move_line line ON line.move_id = invoice.id
+          JOIN account_account account ON account.id = line.account_id AND account.account_type = 'asset_receivable'
+          JOIN account_partial_reconcile partial
+            ON partial.debit_move_id = line.id OR partial.credit_move_id = line.id
+         WHERE invoice.payment_state IN ('paid', 'in_payment')
+         GROUP BY invoice.id
+    ),
+    schedule AS MATERIALIZED (
+        SELECT schedule.id, schedule.invoice_id, schedule.device_id, schedule.contract_id,
+               product.product_tmpl_id, schedule.fixed_amount, schedule.usage_amount
+          FROM invoice
+          JOIN iot_invoicing_schedule schedule ON schedule.invoice_id = invoice.id
+          JOIN product_product product ON product.id = schedule.product_id
+    ),
+    matched AS (
+        SELECT schedule.id AS schedule_id, rule.id AS rule_id,
+               rank() OVER (PARTITION BY schedule.id
+                            ORDER BY CASE WHEN rule.device_id IS NOT NULL THEN 1
+                                          WHEN rule.contract_id IS NOT NULL THEN 2
+                                          ELSE 3 END) AS level
+          FROM schedule
+          JOIN iot_revenue_share_rule rule
+            ON rule.active AND rule.company_id = %(company_id)s
+           AND (rule.device_id = schedule.device_id
+                OR rule.contract_id = schedule.contract_id
+                OR rule.product_tmpl_id = schedule.product_tmpl_id)
+    ),
+    part AS (
+        SELECT schedule.id AS schedule_id, kind.kind,
+               CASE kind.kind WHEN 'fixed' THEN schedule.fixed_amount
+                              WHEN 'usage' THEN schedule.usage_amount
+                              ELSE schedule.fixed_amount + schedule.usage_amount END AS amount
+          FROM schedule
+         CROSS JOIN (VALUES ('fixed'), ('usage'), ('device')) AS kind(kind)
+    )
+    SELECT schedule.invoice_id, schedule.id, part.kind, rule.id,
+           CASE WHEN rule.beneficiary = 'device_owner' THEN device.iot_owner_partner_id ELSE rule.partner_id END,
+           schedule.device_id, part.amount::text
+      FROM matched
+      JOIN iot_revenue_share_rule rule ON rule.id = matched.rule_id
+      JOIN schedule ON schedule.id = matched.schedule_id
+      JOIN invoice ON invoice.id = schedule.invoice_id
+      JOIN part ON part.schedule_id = schedule.id AND part.amount <> 0
+      LEFT JOIN paid ON paid.id = invoice.id
+      LEFT JOIN iot_billing_device device ON device.id = schedule.device_id
+     WHERE matched.level = 1
+       AND invoice.date >= rule.date_start
+       AND (rule.basis = 'invoiced' OR paid.paid_date <= %(date_to)s)
+       AND CASE WHEN rule.share_type = 'fixed' THEN part.kind = 'device'
+                ELSE part.kind <> 'device' AND rule.applies_to IN ('both', part.kind) END
+       AND NOT EXISTS (
+            SELECT 1 FROM iot_revenue_share_line done
+             WHERE done.invoice_id = schedule.invoice_id AND done.schedule_id = schedule.id
+               AND done.rule_id = rule.id AND done.kind = part.kind)
+"""
+
+# Company amount of invoices (Odoo's own conversion, line by line) against the sum
+# of their schedules' amounts in the invoice currency.
+INVOICE_TOTALS_SQL = """
+    SELECT move.id, move.amount_untaxed_signed::text,
+           (SELECT sum(schedule.fixed_amount + schedule.usage_amount)
+              FROM iot_invoicing_schedule schedule WHERE schedule.invoice_id = move.id)::text
+      FROM account_move move
+     WHERE move.id = ANY(%(invoice_ids)s)
+"""
+
+INVOICE_PARTS_SQL = """
+    SELECT invoice_id, id, fixed_amount::text, usage_amount::text
+      FROM iot_invoicing_schedule
+     WHERE invoice_id = ANY(%(invoice_ids)s)
+     ORDER BY invoice_id, id
+"""
+
+# Posted credit notes of IoT invoices, with what the cash basis needs.
+REFUNDS_SQL = """
+    SELECT refund.id, refund.reversed_entry_id, refund.amount_untaxed_signed::text,
+           origin.amount_untaxed_signed::text,
+           refund.payment_state IN ('paid', 'in_payment') AND coalesce(paid.paid_date <= %(date_to)s, false)
+      FROM account_move refund
+      JOIN account_move origin ON origin.id = refund.reversed_entry_id
+      LEFT JOIN LATERAL (
+            SELECT max(partial.max_date) AS paid_date
+              FROM account_move_line line
+              JOIN account_partial_reconcile partial
+                ON partial.debit_move_id = line.id OR partial.credit_move_id = line.id
+              JOIN account_account account ON account.id = line.account_id
+             WHERE line.move_id = refund.id AND account.account_type = 'asset_receivable'
+      ) paid ON true
+     WHERE refund.company_id = %(company_id)s
+       AND refund.move_type = 'out_refund'
+       AND refund.state = 'posted'
+       AND refund.date <= %(date_to)s
+       AND refund.date >= %(horizon)s
+       AND EXISTS (SELECT 1 FROM iot_invoicing_schedule schedule WHERE schedule.invoice_id = origin.id)
+"""
+
+SHARED_LINES_SQL = """
+    SELECT invoice_id, schedule_id, kind, rule_id, partner_id, device_id, base_amount::text,
+           percent::text, share_amount::text
+      FROM iot_revenue_share_line
+     WHERE invoice_id = ANY(%(invoice_ids)s)
+"""
+
+INSERT_LINES_SQL = """
+    INSERT INTO iot_revenue_share_line (
+        settlement_id, company_id, partner_id, rule_id, kind, invoice_id, schedule_id, device_id,
+        base_amount, percent, share_amount)
+    SELECT %(settlement_id)s, %(company_id)s, %(partner_id)s, row.*
+      FROM unnest(%(rule_ids)s::int[], %(kinds)s::varchar[], %(invoice_ids)s::int[], %(schedule_ids)s::int[],
+                  %(device_ids)s::int[], %(bases)s::numeric[], %(percents)s::numeric[], %(shares)s::numeric[])
+           AS row(rule_id, kind, invoice_id, schedule_id, device_id, base_amount, percent, share_amount)
+"""

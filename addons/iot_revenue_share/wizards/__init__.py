@@ -1,0 +1,1 @@
+from . import iot_revenue_share_settle_wizard
