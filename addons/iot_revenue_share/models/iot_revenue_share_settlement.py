@@ -195,7 +195,7 @@ class IotRevenueShareSettlement(models.Model):
         for invoice_id, schedule_id, kind, rule_id, partner_id, device_id, amount in rows:
             converted = company_amounts.get(invoice_id)
             if converted is None:
-                base = Decimal(amount)
+                base = Decimal(amount).quantize(quantum)
             elif kind == "device":
                 base = converted[(schedule_id, "fixed")] + converted[(schedule_id, "usage")]
             else:

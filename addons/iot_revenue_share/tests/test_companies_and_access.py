@@ -70,6 +70,9 @@ class TestCompaniesAndAccess(RevenueShareCommon):
         with self.assertRaises(AccessError):
             settlement.with_user(self.iot_user).read(["amount_total"])
         with self.assertRaises(AccessError):
+            settlement.line_ids[:1].with_user(self.iot_user).read(["share_amount"])
+        self.assertEqual(settlement.with_user(self.billing_user).line_count, 10)
+        with self.assertRaises(AccessError):
             self.env["iot.revenue.share.settle.wizard"].with_user(self.iot_user).create({"period": "2022-04"})
         # the catalogue's rules are readable, not writable, by IoT users
         self.assertEqual(self.rule.with_user(self.iot_user).percent, 30)

@@ -140,3 +140,15 @@ class TestSmartCity(RevenueShareCommon):
         detail, missing = api.api_settlement_detail([settlement.id, 999999], "csv")
         self.assertTrue(detail["filename"].endswith(".csv"))
         self.assertIn("error", missing)
+        self._pay(settlement.move_id, "2022-05-15")
+        self.assertEqual(api.api_settlements("2022-04")[0]["state"], "paid")
+
+    def test_statement_report(self):
+        self._bill("2022-04-30")
+        settlement = self._settle("2022-04")
+        html = self.env["ir.actions.report"]._render_qweb_html(
+            "iot_revenue_share.report_statement", settlement.ids
+        )[0].decode()
+        self.assertIn("LumenWorks", html)
+        self.assertIn("Usage", html)
+        self.assertIn(settlement.move_id.name, html)
