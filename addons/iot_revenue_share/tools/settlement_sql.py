@@ -7,66 +7,50 @@
 # on or before the end of the period.
 ORIGINAL_SHARES_SQL = """
     WITH invoice AS MATERIALIZED (
-        SELECT move.id, move.date, move.payment_state
+        SELECT move.id, move.date, paid.paid_date
           FROM account_move move
+          LEFT JOIN LATERAL (
+                SELECT max(partial.max_date) AS paid_date
+                  FROM account_move_line line
+                  JOIN account_account account ON account.id = line.account_id
+                  JOIN account_partial_reconcile partial
+                    ON partial.debit_move_id = line.id OR partial.credit_move_id = line.id
+                 WHERE line.move_id = move.id AND account.account_type = 'asset_receivable'
+          ) paid ON move.payment_state IN ('paid', 'in_payment')
          WHERE move.company_id = %(company_id)s
            AND move.move_type = 'out_invoice'
            AND move.state = 'posted'
            AND move.date <= %(date_to)s
            AND move.date >= %(horizon)s
            AND EXISTS (SELECT 1 FROM iot_invoicing_schedule schedule WHERE schedule.invoice_id = move.id)
-    ),
-    paid AS MATERIALIZED (
-        SELECT invoice.id, max(partial.max_date) AS paid_date
-          FROM invoice
-          JOIN account_move_line line ON line.move_id = invoice.id
-          JOIN account_account account ON account.id = line.account_id AND account.account_type = 'asset_receivable'
-          JOIN account_partial_reconcile partial
-            ON partial.debit_move_id = line.id OR partial.credit_move_id = line.id
-         WHERE invoice.payment_state IN ('paid', 'in_payment')
-         GROUP BY invoice.id
-    ),
-    schedule AS MATERIALIZED (
-        SELECT schedule.id, schedule.invoice_id, schedule.device_id, schedule.contract_id,
-               product.product_tmpl_id, schedule.fixed_amount, schedule.usage_amount
-          FROM invoice
-          JOIN iot_invoicing_schedule schedule ON schedule.invoice_id = invoice.id
-          JOIN product_product product ON product.id = schedule.product_id
-    ),
-    matched AS (
-        SELECT schedule.id AS schedule_id, rule.id AS rule_id,
-               rank() OVER (PARTITION BY schedule.id
-                            ORDER BY CASE WHEN rule.device_id IS NOT NULL THEN 1
-                                          WHEN rule.contract_id IS NOT NULL THEN 2
-                                          ELSE 3 END) AS level
-          FROM schedule
-          JOIN iot_revenue_share_rule rule
-            ON rule.active AND rule.company_id = %(company_id)s
-           AND (rule.device_id = schedule.device_id
-                OR rule.contract_id = schedule.contract_id
-                OR rule.product_tmpl_id = schedule.product_tmpl_id)
-    ),
-    part AS (
-        SELECT schedule.id AS schedule_id, kind.kind,
-               CASE kind.kind WHEN 'fixed' THEN schedule.fixed_amount
-                              WHEN 'usage' THEN schedule.usage_amount
-                              ELSE schedule.fixed_amount + schedule.usage_amount END AS amount
-          FROM schedule
-         CROSS JOIN (VALUES ('fixed'), ('usage'), ('device')) AS kind(kind)
     )
     SELECT schedule.invoice_id, schedule.id, part.kind, rule.id,
            CASE WHEN rule.beneficiary = 'device_owner' THEN device.iot_owner_partner_id ELSE rule.partner_id END,
            schedule.device_id, part.amount::text
-      FROM matched
-      JOIN iot_revenue_share_rule rule ON rule.id = matched.rule_id
-      JOIN schedule ON schedule.id = matched.schedule_id
-      JOIN invoice ON invoice.id = schedule.invoice_id
-      JOIN part ON part.schedule_id = schedule.id AND part.amount <> 0
-      LEFT JOIN paid ON paid.id = invoice.id
+      FROM invoice
+      JOIN iot_invoicing_schedule schedule ON schedule.invoice_id = invoice.id
+      JOIN product_product product ON product.id = schedule.product_id
       LEFT JOIN iot_billing_device device ON device.id = schedule.device_id
-     WHERE matched.level = 1
+     CROSS JOIN LATERAL (
+            SELECT ranked.*
+              FROM (SELECT rule.id, rule.beneficiary, rule.partner_id, rule.share_type, rule.applies_to,
+                           rule.basis, rule.date_start,
+                           rank() OVER (ORDER BY CASE WHEN rule.device_id IS NOT NULL THEN 1
+                                                      WHEN rule.contract_id IS NOT NULL THEN 2
+                                                      ELSE 3 END) AS level
+                      FROM iot_revenue_share_rule rule
+                     WHERE rule.active AND rule.company_id = %(company_id)s
+                       AND (rule.device_id = schedule.device_id
+                            OR rule.contract_id = schedule.contract_id
+                            OR rule.product_tmpl_id = product.product_tmpl_id)) ranked
+             WHERE ranked.level = 1
+     ) rule
+     CROSS JOIN LATERAL (VALUES ('fixed', schedule.fixed_amount),
+                                ('usage', schedule.usage_amount),
+                                ('device', schedule.fixed_amount + schedule.usage_amount)) AS part(kind, amount)
+     WHERE part.amount <> 0
        AND invoice.date >= rule.date_start
-       AND (rule.basis = 'invoiced' OR paid.paid_date <= %(date_to)s)
+       AND (rule.basis = 'invoiced' OR invoice.paid_date <= %(date_to)s)
        AND CASE WHEN rule.share_type = 'fixed' THEN part.kind = 'device'
                 ELSE part.kind <> 'device' AND rule.applies_to IN ('both', part.kind) END
        AND NOT EXISTS (
