@@ -18,16 +18,18 @@ class IotRevenueShareLine(models.Model):
     _log_access = False
 
     settlement_id = fields.Many2one("iot.revenue.share.settlement", required=True, ondelete="cascade", index=True)
-    company_id = fields.Many2one("res.company", required=True, index=True)
-    currency_id = fields.Many2one(related="company_id.currency_id")
-    partner_id = fields.Many2one("res.partner", string="Beneficiary", required=True, index=True)
+    # A settlement inserts its lines by the hundred thousand: each stored many2one is a foreign
+    # key checked per row and each index is maintained per row, so what the settlement or the
+    # schedule already holds is read through them, and lines are indexed for what reads them
+    # (by settlement; the unique index leads with the invoice; schedules need theirs for deletes).
+    company_id = fields.Many2one(related="settlement_id.company_id")
+    currency_id = fields.Many2one(related="settlement_id.currency_id")
+    partner_id = fields.Many2one(related="settlement_id.partner_id", string="Beneficiary")
     rule_id = fields.Many2one("iot.revenue.share.rule", required=True, ondelete="restrict")
     kind = fields.Selection(KINDS, required=True)
-    invoice_id = fields.Many2one(
-        "account.move", string="Customer Document", required=True, ondelete="restrict", index=True
-    )
+    invoice_id = fields.Many2one("account.move", string="Customer Document", required=True, ondelete="restrict")
     schedule_id = fields.Many2one("iot.invoicing.schedule", required=True, ondelete="restrict", index=True)
-    device_id = fields.Many2one("iot_billing.device")
+    device_id = fields.Many2one(related="schedule_id.device_id")
     base_amount = fields.Monetary(help="Billed untaxed amount shared, in the company currency.")
     percent = fields.Float(digits=(16, 4), help="Percent applied; empty for fixed amounts per device.")
     share_amount = fields.Monetary(string="Share")

@@ -47,7 +47,7 @@ class TestSmartCity(RevenueShareCommon):
         self.assertEqual(Decimal(totals_row[10]), total)
         self.assertEqual(Decimal(totals_row[8]), Decimal(repr(invoice.amount_untaxed)).quantize(Decimal("0.01")))
         self.assertEqual(settlement.detail_attachment_id.res_id, bill.id)
-        self.assertTrue(settlement.detail_attachment_id.name.endswith(".xlsx"))
+        self.assertTrue(settlement.detail_attachment_id.name.endswith(".csv"))
         # the invoice's IoT tab shows what it gave away
         self.assertEqual(invoice.iot_revenue_share_amount, expected)
         # settled once: a second run finds nothing
@@ -152,3 +152,6 @@ class TestSmartCity(RevenueShareCommon):
         self.assertIn("LumenWorks", html)
         self.assertIn("Usage", html)
         self.assertIn(settlement.move_id.name, html)
+        filename, mimetype, content = settlement._iot_detail_file("xlsx")
+        self.assertTrue(filename.endswith(".xlsx") and "spreadsheetml" in mimetype)
+        self.assertEqual(content[:2], b"PK")
