@@ -161,9 +161,12 @@ class IotRevenueShareSettlement(models.Model):
         date_from, date_to = self._iot_period_dates(period)
         company = self.env.company
         mode = mode or company.iot_revenue_share_mode
-        # Two runs of one company at once would compute the same shares; the unique
-        # constraint would fail the second, the lock makes it wait instead.
-        self.env.cr.execute("SELECT pg_advisory_xact_lock(%s, %s)", [SETTLEMENT_LOCK, company.id])
+        # Two runs of one company at once would compute the same shares (the unique
+        # constraint would then fail the second at its insert): refuse the second at once.
+        self.env.cr.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [SETTLEMENT_LOCK, company.id])
+        if not self.env.cr.fetchone()[0]:
+            raise UserError(self.env._("A revenue share settlement of %s is running; run it again later.",
+                                       company.name))
         rules = self.env["iot.revenue.share.rule"].search([("company_id", "=", company.id)])
         if not rules:
             return self.browse()

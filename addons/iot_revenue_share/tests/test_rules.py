@@ -1,5 +1,7 @@
+from odoo.exceptions import UserError
 from odoo.tests import tagged
 
+from ..models.iot_revenue_share_settlement import SETTLEMENT_LOCK
 from .common import RevenueShareCommon
 
 
@@ -83,3 +85,14 @@ class TestRules(RevenueShareCommon):
         may = self._bill("2022-05-31")
         self.assertTrue(may)
         self.assertFalse(self._settle("2022-05"), "no owner, no beneficiary")
+
+    def test_a_second_run_at_the_same_time_is_refused(self):
+        self._percent_rule(30)
+        self._bill("2022-04-30")
+        with self.env.registry.cursor() as other:
+            # another transaction (another worker) settling this company right now
+            other.execute("SELECT pg_advisory_xact_lock(%s, %s)", [SETTLEMENT_LOCK, self.company.id])
+            with self.assertRaises(UserError):
+                self._settle("2022-04")
+            other.rollback()
+        self.assertTrue(self._settle("2022-04"), "once the other run is over")
