@@ -1,5 +1,5 @@
 from odoo.exceptions import UserError
-from odoo.tests import tagged
+from odoo.tests import freeze_time, tagged
 
 from ..models.iot_revenue_share_settlement import SETTLEMENT_LOCK
 from .common import RevenueShareCommon
@@ -96,3 +96,11 @@ class TestRules(RevenueShareCommon):
                 self._settle("2022-04")
             other.rollback()
         self.assertTrue(self._settle("2022-04"), "once the other run is over")
+
+    def test_monthly_cron_settles_last_month(self):
+        self._percent_rule(30)
+        invoice = self._bill("2022-04-30")
+        with freeze_time("2022-05-05"):
+            self.Settlement._cron_settle_previous_month()
+        settlement = self.Settlement.search([("period", "=", "2022-04")])
+        self.assertEqual(settlement.amount_total, self._percent_of(invoice.amount_untaxed, 30))
