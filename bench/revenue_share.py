@@ -7,7 +7,7 @@ For each fleet size N, on a fresh copy of the benchmark database: N streetlights
 (plan 3.00 a month + energy at 0.00005 per kWh, one April reading each), owned by a vendor who
 receives 30 % (rule on the plan, beneficiary = the device's owner); the April billing run; then
 the April settlement over JSON-RPC (the wizard's method, as an accountant would run it): shares of
-2 N device parts computed, recorded, one vendor bill posted, the XLSX detail attached.
+2 N device parts computed, recorded, one vendor bill posted, the CSV detail attached.
 The Odoo server runs with Odoo's default limits (limit_time_real 120 s): a settlement that did
 not fit would fail here. Baseline, same run and fleet: the April billing run itself.
 Checks: the bill is exactly 30 % of the invoice's untaxed amount; a second run settles nothing.
@@ -59,7 +59,7 @@ def scenario(args, devices):
     assert not again_ids, "the second run settled again"
     figures = {"devices": devices, "billing": billing, "settlement": settlement, "again": again,
                "share_lines": share_lines, "bill_lines": bill_lines, "untaxed": untaxed,
-               "bill": bill_untaxed, "xlsx_mb": attachment_bytes / 1e6}
+               "bill": bill_untaxed, "detail_mb": attachment_bytes / 1e6}
     print("  %s" % {k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()}, flush=True)
     return figures
 
@@ -74,10 +74,10 @@ def main():
     print_table(
         "April settlement, 30 % to the devices' owner (default limits; baseline: the April billing run)",
         ["devices", "share lines", "bill lines", "billed untaxed", "vendor bill", "settle s", "re-run s",
-         "billing s", "settle / billing", "detail xlsx MB"],
+         "billing s", "settle / billing", "detail csv MB"],
         [[f["devices"], f["share_lines"], f["bill_lines"], f["untaxed"], f["bill"], "%.1f" % f["settlement"],
           "%.1f" % f["again"], "%.1f" % f["billing"], "%.2f" % (f["settlement"] / f["billing"]),
-          "%.1f" % f["xlsx_mb"]] for f in results])
+          "%.1f" % f["detail_mb"]] for f in results])
     if len(results) > 1:
         small, large = results[0], results[-1]
         print_table("How cost grows (time ratio / size ratio; 1.0 = linear)", ["step", "settlement"],
