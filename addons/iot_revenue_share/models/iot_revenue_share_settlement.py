@@ -41,7 +41,6 @@ class Share:
     kind: str
     rule_id: int
     partner_id: int
-    device_id: int | None
     base: Decimal
     percent: Decimal | None = None
     raw: Decimal = Decimal(0)
@@ -174,7 +173,7 @@ class IotRevenueShareSettlement(models.Model):
         self.env.flush_all()
         params = {"company_id": company.id, "date_to": date_to, "horizon": min(rules.mapped("date_start"))}
         shares = self._iot_original_shares(params, rules, quantum)
-        shares += self._iot_refund_shares(params, rules, shares, quantum)
+        shares += self._iot_refund_shares(params, shares, quantum)
         if not shares:
             return self.browse()
         by_partner = defaultdict(list)
@@ -183,7 +182,7 @@ class IotRevenueShareSettlement(models.Model):
         settlements = self.browse()
         for partner in self.env["res.partner"].browse(sorted(by_partner)):
             settlements |= self._iot_create_settlement(
-                partner, by_partner[partner.id], period, date_from, date_to, mode, rules, quantum
+                partner, by_partner[partner.id], period, date_from, date_to, mode, quantum
             )
         return settlements
 
@@ -196,7 +195,7 @@ class IotRevenueShareSettlement(models.Model):
             return []
         company_amounts = self._iot_company_amounts({row[0] for row in rows}, quantum)
         shares = []
-        for invoice_id, schedule_id, kind, rule_id, partner_id, device_id, amount in rows:
+        for invoice_id, schedule_id, kind, rule_id, partner_id, amount in rows:
             converted = company_amounts.get(invoice_id)
             if converted is None:
                 base = Decimal(amount).quantize(quantum)
@@ -204,7 +203,7 @@ class IotRevenueShareSettlement(models.Model):
                 base = converted[(schedule_id, "fixed")] + converted[(schedule_id, "usage")]
             else:
                 base = converted[(schedule_id, kind)]
-            shares.append(Share(invoice_id, schedule_id, kind, rule_id, partner_id, device_id, base))
+            shares.append(Share(invoice_id, schedule_id, kind, rule_id, partner_id, base))
         # Tiered percents depend on the beneficiary's whole volume under the rule in this run.
         # Rule values are read once: the loops below run once per device part.
         share_types = {rule.id: rule.share_type for rule in rules}
@@ -261,7 +260,7 @@ class IotRevenueShareSettlement(models.Model):
             converted[invoice_id] = dict(zip(keys, allocate(raw, target, quantum), strict=True))
         return converted
 
-    def _iot_refund_shares(self, params, rules, originals, quantum):
+    def _iot_refund_shares(self, params, originals, quantum):
         """Negative shares of posted credit notes of shared invoices (this run's included).
 
         A credit note reverses each share of its invoice in the proportion of its
@@ -277,9 +276,9 @@ class IotRevenueShareSettlement(models.Model):
         refund_ids = [row[0] for row in refunds]
         by_origin = defaultdict(list)
         cr.execute(SHARED_LINES_SQL, {"invoice_ids": origin_ids})
-        for invoice_id, schedule_id, kind, rule_id, partner_id, device_id, base, percent, share in cr.fetchall():
+        for invoice_id, schedule_id, kind, rule_id, partner_id, base, percent, share in cr.fetchall():
             by_origin[invoice_id].append(Share(
-                invoice_id, schedule_id, kind, rule_id, partner_id, device_id, Decimal(base),
+                invoice_id, schedule_id, kind, rule_id, partner_id, Decimal(base),
                 Decimal(percent) if percent is not None else None, share=Decimal(share),
             ))
         origins = set(origin_ids)
@@ -288,21 +287,25 @@ class IotRevenueShareSettlement(models.Model):
                 by_origin[share.invoice_id].append(share)
         cr.execute(SHARED_LINES_SQL, {"invoice_ids": refund_ids})
         done = {(row[0], row[1], row[3], row[2]) for row in cr.fetchall()}
-        rule_by_id = {rule.id: rule for rule in rules.with_context(active_test=False)}
+        # Rules of the shared lines, archived ones included, read once: the loop runs per device part.
+        shared_rules = self.env["iot.revenue.share.rule"].with_context(active_test=False).browse(
+            {original.rule_id for group in by_origin.values() for original in group}
+        )
+        cash_rules = set(shared_rules.filtered(lambda rule: rule.basis == "cash").ids)
+        amounts = {rule.id: Decimal(repr(rule.amount)) for rule in shared_rules}
         shares = []
         for refund_id, origin_id, refund_total, origin_total, cash_ok in refunds:
             ratio = Decimal(refund_total) / Decimal(origin_total) if Decimal(origin_total) else Decimal(0)
             refund_shares = []
             for original in by_origin.get(origin_id, []):
-                rule = rule_by_id.get(original.rule_id) or self.env["iot.revenue.share.rule"].browse(original.rule_id)
                 if (refund_id, original.schedule_id, original.rule_id, original.kind) in done:
                     continue
-                if rule.basis == "cash" and not cash_ok:
+                if original.rule_id in cash_rules and not cash_ok:
                     continue
                 share = Share(refund_id, original.schedule_id, original.kind, original.rule_id, original.partner_id,
-                              original.device_id, original.base * ratio, original.percent)
+                              original.base * ratio, original.percent)
                 if share.percent is None:  # fixed amount per device: the amount shared, in proportion
-                    share.raw = (original.share or Decimal(repr(rule.amount))) * ratio
+                    share.raw = (original.share or amounts[original.rule_id]) * ratio
                 else:
                     share.raw = share.base * share.percent / HUNDRED
                 refund_shares.append(share)
@@ -314,7 +317,7 @@ class IotRevenueShareSettlement(models.Model):
                 shares += refund_shares
         return shares
 
-    def _iot_create_settlement(self, partner, shares, period, date_from, date_to, mode, rules, quantum):
+    def _iot_create_settlement(self, partner, shares, period, date_from, date_to, mode, quantum):
         """One beneficiary's settlement: shares rounded once per rule, lines, bill or entry, detail."""
         by_rule = defaultdict(list)
         for share in shares:
@@ -352,12 +355,8 @@ class IotRevenueShareSettlement(models.Model):
         groups = defaultdict(Decimal)
         for share in shares:
             groups[(share.rule_id, share.kind)] += share.share
-        rule_by_id = {rule.id: rule for rule in rules.with_context(active_test=False)}
-        amounts = [
-            (rule_by_id.get(rule_id) or self.env["iot.revenue.share.rule"].browse(rule_id), kind, amount)
-            for (rule_id, kind), amount in sorted(groups.items())
-            if amount
-        ]
+        Rule = self.env["iot.revenue.share.rule"].with_context(active_test=False)
+        amounts = [(Rule.browse(rule_id), kind, amount) for (rule_id, kind), amount in sorted(groups.items()) if amount]
         if amounts:
             settlement.move_id = settlement._iot_create_move(amounts, total)
             settlement.move_id.action_post()

@@ -26,7 +26,7 @@ ORIGINAL_SHARES_SQL = """
     )
     SELECT schedule.invoice_id, schedule.id, part.kind, rule.id,
            CASE WHEN rule.beneficiary = 'device_owner' THEN device.iot_owner_partner_id ELSE rule.partner_id END,
-           schedule.device_id, part.amount::text
+           part.amount::text
       FROM invoice
       JOIN iot_invoicing_schedule schedule ON schedule.invoice_id = invoice.id
       JOIN product_product product ON product.id = schedule.product_id
@@ -101,10 +101,9 @@ REFUNDS_SQL = """
 
 SHARED_LINES_SQL = """
     SELECT line.invoice_id, line.schedule_id, line.kind, line.rule_id, settlement.partner_id,
-           schedule.device_id, line.base_amount::text, line.percent::text, line.share_amount::text
+           line.base_amount::text, line.percent::text, line.share_amount::text
       FROM iot_revenue_share_line line
       JOIN iot_revenue_share_settlement settlement ON settlement.id = line.settlement_id
-      JOIN iot_invoicing_schedule schedule ON schedule.id = line.schedule_id
      WHERE line.invoice_id = ANY(%(invoice_ids)s)
 """
 
