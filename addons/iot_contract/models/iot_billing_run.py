@@ -6,7 +6,7 @@ from psycopg2 import errorcodes
 
 from odoo import api, fields, models
 from odoo.addons.iot_device.tools import ApiInputError
-from odoo.exceptions import UserError
+from odoo.exceptions import UserError, ValidationError
 from odoo.tools import split_every
 
 _logger = logging.getLogger(__name__)
@@ -57,6 +57,20 @@ class IotBillingRun(models.Model):
     def _compute_name(self):
         for run in self:
             run.name = self.env._("Billing %(date)s (%(company)s)", date=run.date, company=run.company_id.name)
+
+    @api.constrains("date")
+    def _check_date_not_in_future(self):
+        for run in self:
+            today = fields.Date.context_today(run)
+            if run.date > today:
+                raise ValidationError(
+                    self.env._(
+                        "A billing run cannot be dated %(date)s, after today (%(today)s): it would invoice "
+                        "periods that have not happened yet.",
+                        date=run.date,
+                        today=today,
+                    )
+                )
 
     @api.depends("error_ids")
     def _compute_error_count(self):

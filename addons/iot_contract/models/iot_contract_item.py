@@ -133,21 +133,27 @@ class IotContractItem(models.Model):
             if item.date_start and item.duration_months > 0:
                 item.date_end = item_date_end(item.date_start, item.duration_months)
 
-    @api.depends("product_id", "contract_id.currency_id")
+    @api.depends("product_id", "contract_id.currency_id", "contract_id.fiscal_position_id")
     def _compute_price_unit(self):
+        """The plan's sales price as Odoo prices a manual invoice line of it: adapted when the
+        contract's fiscal position maps a price-included tax to another tax, converted into the
+        contract's currency at the item's start, rounded in that currency."""
         for item in self:
             product = item.product_id
-            currency = item.contract_id.currency_id or product.currency_id
-            item.price_unit = (
-                product.currency_id._convert(
-                    product.lst_price,
-                    currency,
-                    item.contract_id.company_id or self.env.company,
-                    item.date_start or fields.Date.context_today(self),
-                )
-                if product
-                else 0.0
+            if not product:
+                item.price_unit = 0.0
+                continue
+            contract = item.contract_id
+            company = contract.company_id or self.env.company
+            currency = contract.currency_id or product.currency_id
+            price = product.with_company(company)._get_tax_included_unit_price(
+                company,
+                currency,
+                item.date_start or fields.Date.context_today(self),
+                "sale",
+                fiscal_position=contract.fiscal_position_id,
             )
+            item.price_unit = currency.round(price)
 
     @api.depends("product_id", "contract_id.billing_period")
     def _compute_billing_period(self):

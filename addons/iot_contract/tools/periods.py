@@ -5,6 +5,7 @@ May, June, ... Quarterly and yearly periods follow calendar quarters and years.
 """
 
 from datetime import timedelta
+from decimal import Decimal
 
 from dateutil.relativedelta import relativedelta
 
@@ -39,3 +40,12 @@ def prorate(price, date_from, date_to, period_start, period_end, currency):
     if days >= period_days:
         return price
     return currency.round(price * days / period_days)
+
+
+def period_share(date_from, date_to, billing_period):
+    """Share of its full billing period that ``date_from``..``date_to`` covers, as an exact
+    fraction: 1 for a full period, 2/30 for the last two days of April."""
+    period_start, period_end = period_bounds(date_from, billing_period)
+    days = (date_to - date_from).days + 1
+    period_days = (period_end - period_start).days + 1
+    return Decimal(1) if days >= period_days else Decimal(days) / Decimal(period_days)

@@ -32,10 +32,17 @@ PRICINGS = [
 # ``date_to`` (included) bound the events counted and, without a schedule, the readings;
 # ``schedule_id``: when set, the readings are those assigned to that schedule (billing:
 # late readings included, readings already invoiced excluded).
-UsageScope = namedtuple("UsageScope", "key calculators currency device_id date_from date_to schedule_id")
+# ``convert``: for a rule, the function that turns its prices into billed prices (or None);
+# ``proration``: the share of a full billing period the scope covers.
+UsageScope = namedtuple(
+    "UsageScope",
+    "key calculators currency device_id date_from date_to schedule_id convert proration",
+    defaults=(None, Decimal(1)),
+)
 # What one rule made of one scope: the measured quantity, the readings (or events) counted,
-# the quantity after the included allowance, and the amount in the scope's currency.
-Measure = namedtuple("Measure", "quantity count billable amount")
+# the quantity after the included allowance, the amount in the scope's currency and the
+# unit price billed (the rule's, converted).
+Measure = namedtuple("Measure", "quantity count billable amount unit_price")
 
 # Aggregations read from one grouped query per scope and metric; the others need the
 # rule's own parameters in the query (a payload key, a unit price).
@@ -83,6 +90,11 @@ class IotUsageCalculator(models.Model):
         digits=(20, 6), help="Free allowance per period, deducted before pricing."
     )
     minimum_amount = fields.Monetary(help="Charged when the period's amount is lower.")
+    prorate_partial_periods = fields.Boolean(
+        default=True,
+        help="A period shorter than the billing period (activation or termination in its course) "
+        "gets the included quantity and the minimum amount in proportion to its days, like the fixed fee.",
+    )
     rounding = fields.Selection(
         [("period", "Round the period's amount"), ("reading", "Round each reading's amount")],
         required=True,
@@ -159,12 +171,15 @@ class IotUsageCalculator(models.Model):
                     values = plain.get((scope.key, calculator.metric_id.id), {})
                     quantity, count = values.get(calculator.aggregation), values.get("count", 0)
                 quantity = to_decimal(quantity).quantize(QUANTITY_STEP)
+                convert = scope.convert(calculator) if scope.convert else None
                 amount = calculator._price(
                     quantity, scope.currency,
                     reading_amounts=None if reading_amount is None else [reading_amount],
+                    convert=convert, proration=scope.proration,
                 )
-                billable = max(Decimal(0), quantity - to_decimal(calculator.included_quantity))
-                measures[scope.key, calculator.id] = Measure(quantity, count or 0, billable, amount)
+                billable = calculator._billable(quantity, scope.proration)
+                unit_price = (convert or _same_price)(to_decimal(calculator.unit_price))
+                measures[scope.key, calculator.id] = Measure(quantity, count or 0, billable, amount, unit_price)
         return measures
 
     @api.model
@@ -237,18 +252,20 @@ class IotUsageCalculator(models.Model):
             return {(key, self.id): (quantity, count, None) for key, quantity, count in rows}
         if self.rounding == "reading":
             result = {}
-            scopes_by_step = {}
+            keys_by_terms = {}
             for scope in scopes:
                 if self in scope.calculators:
-                    scopes_by_step.setdefault(self._currency_step(scope.currency), set()).add(scope.key)
-            for step, keys in scopes_by_step.items():
+                    convert = (scope.convert(self) if scope.convert else None) or _same_price
+                    terms = (self._currency_step(scope.currency), convert(to_decimal(self.unit_price)))
+                    keys_by_terms.setdefault(terms, set()).add(scope.key)
+            for (step, price), keys in keys_by_terms.items():
                 rows = self.env.execute_query(SQL(
                     """WITH reading AS (%s)
                        SELECT reading.key, sum(reading.quantity)::text, count(*),
                               sum(round(reading.quantity * %s / %s) * %s)::text
                          FROM reading WHERE reading.metric_id = %s AND reading.key = ANY(%s)
                         GROUP BY reading.key""",
-                    readings, to_decimal(self.unit_price), step, step, self.metric_id.id, list(keys),
+                    readings, price, step, step, self.metric_id.id, list(keys),
                 ))
                 result.update({
                     (key, self.id): (quantity, count, Decimal(amount)) for key, quantity, count, amount in rows
@@ -266,16 +283,28 @@ class IotUsageCalculator(models.Model):
         step = self._currency_step(currency)
         return (amount / step).quantize(Decimal(1), rounding=ROUND_HALF_UP) * step
 
-    def _price(self, quantity, currency, reading_amounts=None):
-        """Amount for a period's aggregated quantity, rounded to the currency.
+    def _billable(self, quantity, proration=1):
+        """Quantity after the included allowance, prorated for a partial period when the rule says so."""
+        included = to_decimal(self.included_quantity)
+        if self.prorate_partial_periods:
+            included = (included * to_decimal(proration)).quantize(QUANTITY_STEP, rounding=ROUND_HALF_UP)
+        return max(Decimal(0), to_decimal(quantity) - included)
+
+    def _price(self, quantity, currency, reading_amounts=None, convert=None, proration=1):
+        """Amount for a period's aggregated quantity, rounded to ``currency``.
 
         ``reading_amounts``: the period's rounded per-reading amounts, used
         instead of the quantity when the rule rounds per reading.
+        ``convert``: turns one of the rule's prices (unit and tier prices, flat
+        fees, the minimum) into the price billed (fiscal position, currency);
+        unchanged when empty. ``proration``: the share of a full billing period
+        the period covers; the included quantity and the minimum follow it when
+        the rule prorates partial periods.
         """
         self.ensure_one()
-        quantity = to_decimal(quantity)
-        unit_price = to_decimal(self.unit_price)
-        billable = max(Decimal(0), quantity - to_decimal(self.included_quantity))
+        convert = convert or _same_price
+        unit_price = convert(to_decimal(self.unit_price))
+        billable = self._billable(quantity, proration)
         if self.rounding == "reading" and reading_amounts is not None:
             amount = sum(reading_amounts, Decimal(0))
         elif self.pricing == "per_unit":
@@ -286,16 +315,20 @@ class IotUsageCalculator(models.Model):
         elif self.pricing == "flat":
             amount = unit_price if billable > 0 else Decimal(0)
         else:
-            amount = self._price_tiers(billable)
+            amount = self._price_tiers(billable, convert)
         amount = self._round_amount(amount, currency)
-        minimum = to_decimal(self.minimum_amount)
+        minimum = convert(to_decimal(self.minimum_amount))
+        if self.prorate_partial_periods:
+            minimum *= to_decimal(proration)
+        minimum = self._round_amount(minimum, currency)
         return max(amount, minimum) if minimum else amount
 
-    def _price_tiers(self, billable):
+    def _price_tiers(self, billable, convert=None):
         """Graduated: each tier prices the units inside it. Volume: the tier the whole
         quantity reaches prices every unit. A tier starting at N applies above N."""
+        convert = convert or _same_price
         tiers = sorted(
-            ((to_decimal(t.from_quantity), to_decimal(t.unit_price), to_decimal(t.flat_fee))
+            ((to_decimal(t.from_quantity), convert(to_decimal(t.unit_price)), convert(to_decimal(t.flat_fee)))
              for t in self.tier_ids),
             key=lambda tier: tier[0],
         )
@@ -314,12 +347,12 @@ class IotUsageCalculator(models.Model):
             amount += units * price + fee
         return amount
 
-    def _reading_amount(self, quantity, currency):
-        """One reading's amount under per-reading rounding."""
-        return self._round_amount(to_decimal(quantity) * to_decimal(self.unit_price), currency)
-
     def _unit_label(self):
         self.ensure_one()
         if self.source == "event":
             return self.event_type
         return self.metric_id.uom_id.name or self.metric_id.code
+
+
+def _same_price(price):
+    return price

@@ -2,6 +2,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from odoo import api, fields, models
+from odoo.addons.iot_contract.tools import period_share
 from odoo.addons.iot_device.tools import to_decimal
 from odoo.tools import SQL
 
@@ -50,11 +51,13 @@ class IotUsageValuation(models.Model):
         statements for the whole set.
         """
         calculators_by_schedule = self._calculators_by_schedule(schedules)
+        price_terms = PriceTerms(self.env)
         scopes = [
             UsageScope(
                 key=schedule.id, calculators=calculators_by_schedule[schedule.id], currency=schedule.currency_id,
                 device_id=schedule.device_id.id, date_from=schedule.date_from, date_to=schedule.date_to,
-                schedule_id=schedule.id,
+                schedule_id=schedule.id, convert=price_terms.converter(schedule),
+                proration=period_share(schedule.date_from, schedule.date_to, schedule.contract_item_id.billing_period),
             )
             for schedule in schedules
         ]
@@ -115,7 +118,7 @@ class IotUsageValuation(models.Model):
                     "sequences": [calculator.sequence for _s, calculator, _m in rows],
                     "quantities": [measure.quantity for _s, _c, measure in rows],
                     "billables": [measure.billable for _s, _c, measure in rows],
-                    "unit_prices": [to_decimal(calculator.unit_price) for _s, calculator, _m in rows],
+                    "unit_prices": [measure.unit_price for _s, _c, measure in rows],
                     "amounts": [measure.amount for _s, _c, measure in rows],
                     "counts": [measure.count for _s, _c, measure in rows],
                 },
@@ -239,6 +242,61 @@ class IotUsageValuation(models.Model):
             ([valuation_id for valuation_id, _l in pairs], [line_id for _v, line_id in pairs]),
         )
         self.invalidate_model(["move_line_id"])
+
+
+class PriceTerms:
+    """How a rule's prices become the prices billed on a schedule, as Odoo would price a manual
+    invoice line of the same product: a price-included tax mapped by the contract's fiscal
+    position to another tax adapts the price (``_get_tax_included_unit_price_from_price``), then
+    the price is converted from the company's currency into the contract's at the schedule's
+    invoice date, unrounded; the amount is rounded in the contract's currency."""
+
+    def __init__(self, env):
+        self.env = env
+        self._rates = {}
+        self._converters = {}
+
+    def converter(self, schedule):
+        """``calculator -> (price -> billed price)`` for one schedule."""
+        contract = schedule.contract_id
+        context = (schedule.company_id, contract.fiscal_position_id, schedule.currency_id, schedule.invoice_date)
+        plan = schedule.product_id
+
+        def for_rule(calculator):
+            product = calculator.invoice_product_id or plan
+            key = (product, *context)
+            if key not in self._converters:
+                self._converters[key] = self._make(product, *context)
+            return self._converters[key]
+
+        return for_rule
+
+    def _make(self, product, company, fiscal_position, currency, date):
+        taxes = product.taxes_id._filter_taxes_by_company(company)
+        adapt = bool(fiscal_position and taxes and fiscal_position.map_tax(taxes) != taxes)
+        rate = self._rate(company, currency, date)
+        if not adapt and rate == 1:
+            return None
+
+        def convert(price):
+            if adapt and price:
+                adapted = product._get_tax_included_unit_price_from_price(
+                    float(price), taxes, fiscal_position=fiscal_position
+                )
+                price = to_decimal(adapted)
+            return price * rate
+
+        return convert
+
+    def _rate(self, company, currency, date):
+        key = (company, currency, date)
+        if key not in self._rates:
+            source = company.currency_id
+            self._rates[key] = (
+                Decimal(1) if currency == source
+                else to_decimal(source._get_conversion_rate(source, currency, company, date))
+            )
+        return self._rates[key]
 
 
 def _format_quantity(quantity):
