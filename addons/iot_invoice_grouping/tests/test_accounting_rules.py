@@ -65,7 +65,7 @@ class TestAccountingRules(IotContractCommon):
         return list(csv.reader(io.StringIO(base64.b64decode(content).decode("utf-8-sig"))))
 
     def _schedules_total(self, invoice):
-        return sum(invoice.iot_schedule_ids.mapped("amount_total"))
+        return invoice.currency_id.round(sum(invoice.iot_schedule_ids.mapped("amount_total")))
 
     def _rate(self, currency, day, rate):
         self.env["res.currency.rate"].create({"currency_id": currency.id, "name": day, "rate": rate,
