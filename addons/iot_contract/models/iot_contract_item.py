@@ -4,7 +4,7 @@ from datetime import timedelta
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
-from ..tools import item_date_end, prorate, split_periods
+from ..tools import BILLING_PERIODS, item_date_end, prorate, split_periods
 
 # Writing one of these fields re-plans the item's schedules (never the invoiced ones).
 SCHEDULE_FIELDS = {"date_start", "date_end", "duration_months", "price_unit", "billing_period"}
@@ -70,7 +70,7 @@ class IotContractItem(models.Model):
         help="Fixed fee of one full billing period; from the plan by default.",
     )
     billing_period = fields.Selection(
-        [("monthly", "Monthly"), ("quarterly", "Quarterly"), ("yearly", "Yearly")],
+        BILLING_PERIODS,
         compute="_compute_billing_period",
         store=True,
         readonly=False,
