@@ -93,6 +93,19 @@ class TestUsageBilling(IotUsageCommon):
         self.assertFalse(second["invoice_ids"])
         self.assertEqual(len(self.april_1.valuation_ids), 1)
 
+    def test_daily_cron_waits_for_the_grace_days(self):
+        self.env.company.iot_usage_grace_days = 2
+        self.api.api_ingest([self._reading(quantity="4", timestamp="2022-04-30T22:00:00Z", message_id="late-april")])
+        earlier_runs = self.env["iot.billing.run"].search([])
+        for day in ("2022-04-30", "2022-05-01", "2022-05-02", "2022-05-03"):
+            with freeze_time(day):
+                self.env["iot.billing.run"]._cron_run_billing()
+        # April (invoice date 30 April) is billed on 2 May, grace included; no run before nor after.
+        runs = self.env["iot.billing.run"].search([("id", "not in", earlier_runs.ids)])
+        self.assertEqual([str(day) for day in runs.mapped("date")], ["2022-05-02"])
+        self.assertEqual((self.april_1.state, self.april_1.usage_quantity), ("invoiced", 4))
+        self.assertEqual(self.may_1.state, "planned")
+
     def test_readings_outside_any_item_are_rejected_then_reprocessable(self):
         self.api.api_ingest([
             self._reading(quantity="9", timestamp="2022-03-15T00:00:00Z", message_id="before"),
