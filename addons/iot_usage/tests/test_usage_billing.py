@@ -10,10 +10,7 @@ class TestUsageBilling(IotUsageCommon):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.plan = cls.env["product.product"].create(
-            {"name": "Metered Fleet Plan", "type": "service", "default_code": "METERED", "list_price": 15.0,
-             "iot_is_plan": True, "iot_duration_months": 12, "taxes_id": [(5, 0, 0)]}
-        )
+        cls.plan = cls._create_plan("Metered Fleet Plan", "METERED", 15.0)
         cls.calculator = cls.env["iot.usage.calculator"].create(
             {"name": "Energy", "product_tmpl_id": cls.plan.product_tmpl_id.id, "metric_id": cls.metric_kwh.id,
              "pricing": "per_unit", "unit_price": 0.5}
@@ -33,10 +30,6 @@ class TestUsageBilling(IotUsageCommon):
         cls.item_1 = cls.device_1.contract_item_ids
         cls.april_1 = cls.item_1.schedule_ids.filtered(lambda s: str(s.date_from) == "2022-04-01")
         cls.may_1 = cls.item_1.schedule_ids.filtered(lambda s: str(s.date_from) == "2022-05-01")
-
-    def _run(self, date):
-        with freeze_time(date):
-            return self.env["iot.billing.run"].api_run(date)
 
     def test_seed_example_april_run(self):
         self.api.api_ingest([
