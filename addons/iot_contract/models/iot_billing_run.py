@@ -112,16 +112,19 @@ class IotBillingRun(models.Model):
 
     @api.model
     def _cron_run_billing(self):
-        """Monthly: one run per company that has planned schedules due today."""
+        """Daily: one run per company that has schedules a run of today would bill.
+
+        A period is billed by the first run on or after its due date (the run's
+        own domain: invoice date, usage grace days, contract state); the other
+        days create no run.
+        """
         today = fields.Date.context_today(self)
-        due = (
-            self.env["iot.invoicing.schedule"]
-            .sudo()
-            ._read_group([("state", "=", "planned"), ("invoice_date", "<=", today)], ["company_id"])
-        )
+        Schedule = self.env["iot.invoicing.schedule"].sudo()
+        due = Schedule._read_group([("state", "=", "planned"), ("invoice_date", "<=", today)], ["company_id"])
         for (company,) in due:
-            run = self.with_company(company).create({"date": today, "company_id": company.id})
-            run.action_run()
+            values = {"date": today, "company_id": company.id}
+            if Schedule.search_count(self.new(values)._due_schedule_domain(), limit=1):
+                self.with_company(company).create(values).action_run()
 
     def action_run(self):
         for run in self:

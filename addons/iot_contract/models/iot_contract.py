@@ -2,6 +2,8 @@ from odoo import Command, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools.misc import format_date
 
+from ..tools import BILLING_PERIODS
+
 
 class IotContract(models.Model):
     _name = "iot.contract"
@@ -61,7 +63,7 @@ class IotContract(models.Model):
         copy=False,
     )
     billing_period = fields.Selection(
-        [("monthly", "Monthly"), ("quarterly", "Quarterly"), ("yearly", "Yearly")],
+        BILLING_PERIODS,
         required=True,
         default="monthly",
         help="Default billing period of items whose product is not an IoT plan.",

@@ -9,7 +9,10 @@ from decimal import Decimal
 
 from dateutil.relativedelta import relativedelta
 
-PERIOD_MONTHS = {"monthly": 1, "quarterly": 3, "yearly": 12}
+# (code, label, months): the billing periods of plans, contracts and contract items.
+_PERIODS = (("monthly", "Monthly", 1), ("quarterly", "Quarterly", 3), ("yearly", "Yearly", 12))
+BILLING_PERIODS = [(code, label) for code, label, _months in _PERIODS]  # selection of the fields
+PERIOD_MONTHS = {code: months for code, _label, months in _PERIODS}
 
 
 def period_bounds(day, billing_period):
