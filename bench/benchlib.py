@@ -17,7 +17,7 @@ import psycopg2
 import requests
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODULES = "iot_device,iot_contract,iot_usage,iot_invoice_grouping"
+MODULES = "iot_device,iot_contract,iot_usage,iot_invoice_grouping,iot_dunning"
 DEFAULT_DB = "bench_iot"
 
 
