@@ -17,14 +17,5 @@ class AccountPartialReconcile(models.Model):
         moves = (self.debit_move_id | self.credit_move_id).move_id.filtered(
             lambda move: move.move_type == "out_invoice"
         )
-        if not moves:
-            return
-        # sudo: whoever registers the payment, the devices of the paid contracts are released.
-        contracts = (
-            self.env["iot.invoicing.schedule"]
-            .sudo()
-            .search([("invoice_id", "in", moves.ids)])
-            .contract_id.filtered("iot_dunning_blocked_since")
-        )
-        if contracts:
-            contracts._iot_dunning_after_payment()
+        if moves:
+            moves._iot_dunning_release_paid()

@@ -72,12 +72,12 @@ class IotDunningCommon(IotContractCommon):
         with freeze_time(day):
             (contracts or self.contract)._iot_dunning_evaluate(date.fromisoformat(day))
 
-    def _pay(self, invoice, amount, day):
+    def _pay(self, invoice, amount, day, **extra):
         with freeze_time(day):
             wizard = (
                 self.env["account.payment.register"]
                 .with_context(active_model="account.move", active_ids=invoice.ids)
-                .create({"payment_date": day, "amount": amount})
+                .create({"payment_date": day, "amount": amount, **extra})
             )
             return wizard._create_payments()
 

@@ -1,3 +1,5 @@
+from unittest.mock import patch
+
 from odoo.tests import tagged
 
 from .common import IotDunningCommon
@@ -34,6 +36,26 @@ class TestDunningPayment(IotDunningCommon):
         self._evaluate("2022-06-13")
         self.assertEqual(self.light_1.state, "active")
         self.assertEqual(len(self.contract.iot_dunning_line_ids), lines)
+
+    def test_in_payment_counts_as_paid_payment_without_journal_entry(self):
+        # With Odoo Accounting (enterprise) installed, a payment whose method has no
+        # outstanding account posts no journal entry: the invoice is 'in_payment' by the
+        # link to the payment alone, with no reconciliation. Simulated by its hook.
+        journal = self.env["account.journal"].search(
+            [("company_id", "=", self.company.id), ("type", "=", "bank")], limit=1
+        )
+        method_line = journal.inbound_payment_method_line_ids[:1]
+        method_line.payment_account_id = False
+        AccountMove = type(self.env["account.move"])
+        with patch.object(AccountMove, "_get_invoice_in_payment_state", lambda move: "in_payment"):
+            payments = self._pay(
+                self.invoice, 49.5, "2022-06-12", journal_id=journal.id, payment_method_line_id=method_line.id
+            )
+            self.assertFalse(payments.move_id)
+            self.assertFalse(self.invoice.line_ids.matched_credit_ids)
+            self.assertEqual(self.invoice.payment_state, "in_payment")
+        self.assertEqual(self.light_1.state, "active")
+        self.assertEqual(len(self._commands(self.light_1, "unblock")), 1)
 
     def test_partial_payment_releases_below_the_minimum_only(self):
         self.policy.minimum_amount = 20.0
