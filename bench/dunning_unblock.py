@@ -131,12 +131,11 @@ def scenario(args, size):
                     client("account.payment.register", "action_create_payments", [wizard], context=context)
                     rpc_done = time.monotonic() - began
                     unblocked = counter.wait("unblock", size) - began
-                    states = client("iot_billing.device", "read_group", [("identifier", "in", identifiers)],
-                                    ["state"], ["state"])
-                    assert [(s["state"], s["state_count"]) for s in states] == [("active", size)], states
+                    active = client("iot_billing.device", "search_count",
+                                    [("identifier", "in", identifiers), ("state", "=", "active")])
+                    assert active == size, active
 
                     # Baseline: the same devices suspended by hand, resumed by a platform.
-                    ids = client("iot_billing.device", "search", [("identifier", "in", identifiers)])
                     for begin in range(0, size, BATCH):
                         client("iot_billing.device", "api_suspend", [{"identifier": i}
                                                                      for i in identifiers[begin:begin + BATCH]])
@@ -148,7 +147,6 @@ def scenario(args, size):
                                                                     for i in identifiers[begin:begin + BATCH]])
                     baseline_rpc = time.monotonic() - began
                     baseline = counter.wait("unblock", size) - began
-                    assert len(ids) == size
                 finally:
                     counter.close()
         finally:

@@ -126,7 +126,7 @@ class OdooServer:
             answer = requests.post(self.url + "/jsonrpc", json=body, timeout=60).json()
             if answer.get("error"):
                 raise AssertionError(json.dumps(answer["error"])[:2000])
-            return answer["result"]
+            return answer.get("result")  # Odoo leaves "result" out for None
 
         uid = call("common", "login", self.db, login, password)
         return call("object", "execute_kw", self.db, uid, password, model, method, list(args), kwargs)

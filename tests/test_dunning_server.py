@@ -173,3 +173,59 @@ def test_overdue_block_then_payment_unblocks(odoo_server, broker, fleet):
     commands = rpc("iot_billing.device.command", "search_read", [("device_id", "=", devices["normal"])],
                    ["command", "state"], order="id")
     assert [(c["command"], c["state"]) for c in commands] == [("block", "sent"), ("unblock", "sent")]
+
+
+def test_second_company_is_dunned_by_its_own_policy(odoo_server, broker, fleet):
+    rpc, tag = odoo_server.rpc, fleet["tag"]
+    company_a = rpc("iot.contract", "read", [fleet["contract"]], ["company_id"])[0]["company_id"][0]
+    company_b = rpc("res.company", "create", {"name": "Dunning B " + tag})
+    admin = rpc("res.users", "search", [("login", "=", "admin")])
+    rpc("res.users", "write", admin, {"company_ids": [(4, company_b)]})
+    rpc("account.chart.template", "try_loading", [], "generic_coa", company_b, False)  # not @api.model: ids first
+    in_b = {"allowed_company_ids": [company_b]}
+    term = rpc("ir.model.data", "check_object_reference", "account", "account_payment_term_immediate")[1]
+    rpc("product.product", "create", {"name": "Plan B", "default_code": "DUNB-" + tag, "type": "service",
+                                      "list_price": 30.0, "iot_is_plan": True, "iot_duration_months": 12,
+                                      "company_id": company_b, "taxes_id": [(6, 0, [])]}, context=in_b)
+    contract_b = rpc("iot.contract", "create", {"name": "B", "reference": "DUNB-" + tag, "partner_id": fleet["partner"],
+                                                "payment_term_id": term}, context=in_b)
+    rpc("iot.contract", "write", [contract_b], {"state": "running"}, context=in_b)
+    identifier_b = "DUNB%s-1" % tag
+    device_b = rpc("iot_billing.device", "create", {"name": identifier_b, "identifier": identifier_b,
+                                                    "state": "pending", "company_id": company_b}, context=in_b)
+    start = _month_start(date.today(), 3)
+    month_end = _month_start(date.today(), 2) - timedelta(days=1)
+    activated = rpc("iot_billing.device", "api_activate", [{"identifier": identifier_b, "contract": "DUNB-" + tag,
+                                                            "plan": "DUNB-" + tag, "date_start": start.isoformat()}],
+                    context=in_b)
+    assert "error" not in activated[0], activated
+    run_b = rpc("iot.billing.run", "api_run", month_end.isoformat(), context=in_b)
+    assert len(run_b["invoice_ids"]) == 1, run_b
+    days_overdue = (date.today() - date.fromisoformat(fleet["invoice"]["invoice_date_due"])).days
+    policy_b = rpc("iot.dunning.policy", "create", {"name": "B " + tag, "company_id": company_b, "level_ids": [
+        (0, 0, {"name": "B block", "days_after_due": days_overdue - 1, "block": True})]}, context=in_b)
+    rpc("res.company", "write", [company_b], {"iot_dunning_policy_id": policy_b})
+    policy_a = _policy(rpc, tag, days_overdue)  # reminder today, blocking tomorrow
+    rpc("iot.contract", "write", [fleet["contract"]], {"iot_dunning_policy_id": policy_a})
+
+    subscriber = Subscriber(broker, [identifier_b, fleet["identifiers"]["normal"]])
+    try:
+        rpc("iot.contract", "action_iot_dunning_evaluate", [fleet["contract"], contract_b],
+            context={"allowed_company_ids": [company_b, company_a]})
+        wait_until(lambda: subscriber.commands(identifier_b) == ["block"], 20, message="block in company B")
+        assert _device_states(rpc, fleet["devices"])["normal"] == ("active", False), "A's policy does not block yet"
+        lines_b = rpc("iot.dunning.line", "search_read", [("contract_id", "=", contract_b)],
+                      ["company_id", "level_id"], context=in_b)
+        assert [line["company_id"][0] for line in lines_b] == [company_b]
+        # Paying company B's invoice releases B's device only; A's user does not see B's dunning.
+        context = {"active_model": "account.move", "active_ids": run_b["invoice_ids"], **in_b}
+        wizard = rpc("account.payment.register", "create", {}, context=context)
+        rpc("account.payment.register", "action_create_payments", [wizard], context=context)
+        wait_until(lambda: subscriber.commands(identifier_b) == ["block", "unblock"], 20, message="unblock in B")
+        assert rpc("iot.dunning.line", "search_count", [("contract_id", "=", contract_b)],
+                   context={"allowed_company_ids": [company_a]}) == 0
+        time.sleep(1)
+        assert subscriber.commands(fleet["identifiers"]["normal"]) == []
+    finally:
+        subscriber.close()
+    assert rpc("iot_billing.device", "read", [device_b], ["state"], context=in_b)[0]["state"] == "active"
