@@ -94,7 +94,8 @@ def test_events_and_unknown_devices(server_db, odoo_server, broker, run_bridge):
     # The event of an unknown device and its reading are kept as rejected readings.
     wait_until(lambda: usage_counts(server_db, prefix)[3] == 2, 30, message="2 rejected rows")
     time.sleep(1.5)
-    assert sql(server_db, "SELECT count(*) FROM iot_billing_device_event WHERE message_id = %s", (prefix + "e1",))[0][0] == 1
+    assert sql(server_db, "SELECT count(*) FROM iot_billing_device_event WHERE message_id = %s",
+               (prefix + "e1",))[0][0] == 1
 
 
 def test_odoo_outage_loses_nothing(server_db, odoo_server, broker, run_bridge):

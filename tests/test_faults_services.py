@@ -122,7 +122,8 @@ def test_broker_restart_during_ingestion_stores_every_reading_once(server_db, od
     tag = _tag()
     prefix = "BR%s-" % tag
     _login(odoo_server)
-    _api(odoo_server, "iot_billing.device", "api_register", [{"identifier": "%s%04d" % (prefix, n + 1)} for n in range(5)])
+    _api(odoo_server, "iot_billing.device", "api_register",
+         [{"identifier": "%s%04d" % (prefix, n + 1)} for n in range(5)])
     client_id = "bridge-restart-" + tag
     # Small batches: the bridge takes several seconds to drain what the simulator publishes at once.
     run_bridge(mqtt_client_id=client_id, batch_size=20, batch_max_delay=0.2, batch_idle_flush=0.2)

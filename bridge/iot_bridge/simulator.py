@@ -110,7 +110,8 @@ def register(args, identifiers):
 
     client = OdooClient(args.odoo_url, args.odoo_db, args.odoo_login, args.odoo_password)
     for start in range(0, len(identifiers), 10000):
-        client.execute("iot_billing.device", "api_register", [{"identifier": i} for i in identifiers[start:start + 10000]])
+        client.execute("iot_billing.device", "api_register",
+                       [{"identifier": i} for i in identifiers[start:start + 10000]])
 
 
 def publish(args, messages):

@@ -66,7 +66,9 @@ class TestActivation(IotContractCommon):
         devices = self._pending_device("D1") | self._pending_device("D2")
         devices.write({"contract_id": self.contract.id, "plan_id": self.plan.id})
         wizard_form = Form(
-            self.env["iot_billing.device.activate.wizard"].with_context(active_model="iot_billing.device", active_ids=devices.ids)
+            self.env["iot_billing.device.activate.wizard"].with_context(
+                active_model="iot_billing.device", active_ids=devices.ids
+            )
         )
         # One click: everything is known.
         self.assertEqual((wizard_form.contract_id, wizard_form.product_id), (self.contract, self.plan))
