@@ -2,7 +2,7 @@ import logging
 from datetime import timedelta
 
 from odoo import Command, api, fields, models
-from odoo.tools import float_compare, float_is_zero
+from odoo.tools import float_compare, float_is_zero, format_amount
 
 _logger = logging.getLogger(__name__)
 
@@ -109,7 +109,8 @@ class IotContract(models.Model):
         self.ensure_one()
         policy = self._iot_dunning_policy()
         invoices = self._iot_overdue_invoices(today)
-        amount = sum(invoices.mapped("amount_residual_signed"))
+        currency = self.company_id.currency_id
+        amount = currency.round(sum(invoices.mapped("amount_residual_signed")))
         situation = {
             "policy": policy,
             "invoices": invoices,
@@ -119,7 +120,6 @@ class IotContract(models.Model):
             "next_level": self.env["iot.dunning.level"],
             "next_date": False,
         }
-        currency = self.company_id.currency_id
         if (
             not policy
             or not invoices
@@ -143,21 +143,42 @@ class IotContract(models.Model):
         Device = self.env["iot_billing.device"].sudo()
         if self.iot_never_block or not situation["policy"]:
             return Device
-        domain = [("state", "=", "active"), ("iot_never_block", "=", False), ("company_id", "=", self.company_id.id)]
         if situation["policy"].device_scope == "invoiced":
-            domain.append(("id", "in", situation["invoices"].sudo().iot_schedule_ids.device_id.ids))
+            device_ids = situation["invoices"].sudo().iot_schedule_ids.device_id.ids
         else:
-            domain.append(("contract_item_ids.contract_id", "=", self.id))
-        return Device.search(domain)
+            device_ids = self._iot_contract_device_ids()
+        return Device.search(
+            [
+                ("id", "in", device_ids),
+                ("state", "=", "active"),
+                ("iot_never_block", "=", False),
+                ("company_id", "=", self.company_id.id),
+            ]
+        )
+
+    def _iot_contract_device_ids(self):
+        """Ids of the devices on these contracts' items.
+
+        A query of its own rather than a ``contract_item_ids.contract_id`` domain on
+        devices: with the statistics of freshly filled tables, PostgreSQL runs that
+        semi-join as a nested loop re-scanning the contract's items per device
+        (35 s for 10,000 devices, measured); a list of ids keeps it linear.
+        """
+        [(device_ids,)] = (
+            self.env["iot.contract.item"]
+            .sudo()
+            ._read_group([("contract_id", "in", self.ids), ("device_id", "!=", False)], [], ["device_id:array_agg"])
+        )
+        return device_ids or []
 
     def _iot_blocked_devices(self):
-        """Devices of the contract suspended for unpaid."""
+        """Devices of the contracts suspended for unpaid."""
         return (
             self.env["iot_billing.device"]
             .sudo()
             .search(
                 [
-                    ("contract_item_ids.contract_id", "in", self.ids),
+                    ("id", "in", self._iot_contract_device_ids()),
                     ("state", "=", "suspended"),
                     ("iot_suspension_reason", "=", "unpaid"),
                 ]
@@ -233,7 +254,7 @@ class IotContract(models.Model):
             "Dunning level %(level)s reached: %(count)s overdue invoice(s), %(amount)s overdue.",
             level=top.display_name,
             count=len(situation["invoices"]),
-            amount=situation["amount"],
+            amount=format_amount(self.env, situation["amount"], self.company_id.currency_id),
         )
         if blocked:
             note += " " + self.env._("%(count)s device(s) blocked.", count=len(blocked))

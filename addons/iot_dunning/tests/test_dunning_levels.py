@@ -34,6 +34,8 @@ class TestDunningLevels(IotDunningCommon):
         self.assertIn("SL-1", mails.body)
         self.assertNotIn("SL-EMERGENCY", mails.body)
         self.assertIn("05/30/2022", mails.body)
+        note = self._chatter().filtered(lambda message: message.message_type == "notification")[:1]
+        self.assertIn("1 overdue invoice(s), $&nbsp;49.50 overdue", note.body)
         messages_after_reminder = len(self._chatter())
         self.assertEqual(messages_after_reminder - messages_before, 2)  # the e-mail and the note
 
