@@ -251,8 +251,10 @@ class IotContract(models.Model):
         )
         top = levels[-1]
         note = self.env._(
-            "Dunning level %(level)s reached: %(count)s overdue invoice(s), %(amount)s overdue.",
-            level=top.display_name,
+            "Dunning for invoice %(invoice)s, level(s) reached: %(levels)s; %(count)s overdue invoice(s), "
+            "%(amount)s overdue.",
+            invoice=situation["reference"].name,
+            levels=", ".join(levels.mapped("display_name")),
             count=len(situation["invoices"]),
             amount=format_amount(self.env, situation["amount"], self.company_id.currency_id),
         )

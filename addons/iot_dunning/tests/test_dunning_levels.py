@@ -1,7 +1,9 @@
+from ast import literal_eval
+
 from freezegun import freeze_time
 
 from odoo import Command
-from odoo.tests import tagged
+from odoo.tests import Form, tagged
 
 from .common import IotDunningCommon
 
@@ -35,7 +37,7 @@ class TestDunningLevels(IotDunningCommon):
         self.assertNotIn("SL-EMERGENCY", mails.body)
         self.assertIn("05/30/2022", mails.body)
         note = self._chatter().filtered(lambda message: message.message_type == "notification")[:1]
-        self.assertIn("1 overdue invoice(s), $&nbsp;49.50 overdue", note.body)
+        self.assertIn("level(s) reached: Reminder (+5 d); 1 overdue invoice(s), $&nbsp;49.50 overdue", note.body)
         messages_after_reminder = len(self._chatter())
         self.assertEqual(messages_after_reminder - messages_before, 2)  # the e-mail and the note
 
@@ -71,10 +73,32 @@ class TestDunningLevels(IotDunningCommon):
 
     def test_a_contract_found_late_reaches_every_level_with_one_email(self):
         self._evaluate("2022-06-10")
+        note = self._chatter().filtered(lambda message: message.message_type == "notification")[:1]
+        self.assertIn("Reminder (+5 d), Fee (+15 d), Block (+30 d)", note.body)
+        self.assertIn("2 device(s) blocked", note.body)
+        with freeze_time("2022-06-10"):
+            self.assertEqual(self.customer.iot_dunning_level_id, self.block_level)
+            self.assertTrue(self.customer.iot_dunning_blocked_since)
         self.assertEqual(self.contract.iot_dunning_line_ids.level_id, self.policy.level_ids)
         mails = self._chatter().filtered(lambda message: message.message_type == "comment")
         self.assertEqual(len(mails), 1)
         self.assertEqual(self.light_1.iot_suspension_reason, "unpaid")
+
+    def test_views_open_for_the_billing_group(self):
+        self._evaluate("2022-06-10")
+        with freeze_time("2022-06-10"):
+            contract = Form(self.contract.with_user(self.billing_user))
+            self.assertEqual(contract.iot_dunning_level_id, self.block_level)
+            self.assertEqual(contract.iot_blocked_device_count, 2)
+            device = Form(self.light_1.with_user(self.billing_user))
+            self.assertEqual(device.iot_suspension_reason, "unpaid")
+            policy = Form(self.policy.with_user(self.billing_user))
+            self.assertEqual(len(policy.level_ids), 3)
+        for xml_id in ("iot_contract_dunning_action", "iot_device_blocked_action", "iot_dunning_line_action"):
+            action = self.env.ref("iot_dunning." + xml_id)
+            domain = literal_eval(action.domain or "[]")
+            records = self.env[action.res_model].with_user(self.billing_user).search(domain)
+            self.assertTrue(records, action.name)
 
     def test_below_minimum_nothing_happens(self):
         self.policy.minimum_amount = 49.51
