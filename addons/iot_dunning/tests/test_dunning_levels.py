@@ -1,8 +1,10 @@
 from ast import literal_eval
+from unittest.mock import patch
 
 from freezegun import freeze_time
 
 from odoo import Command
+from odoo.addons.iot_dunning.models import iot_contract as iot_contract_module
 from odoo.tests import Form, tagged
 
 from .common import IotDunningCommon
@@ -158,6 +160,28 @@ class TestDunningLevels(IotDunningCommon):
             Contract._cron_iot_dunning()
             self.assertEqual(len(self.contract.iot_dunning_line_ids), 3)
             self.assertEqual(self.Command.search_count([]), commands)
+
+    def test_cron_commits_chunks_and_calls_again_for_the_rest(self):
+        contract_2 = self.contract.copy({"reference": "IOT-FLEET-002", "name": "Second"})
+        with freeze_time("2022-04-01"):
+            device = self._new_active_device("SL-OTHER", contract=contract_2)
+        with freeze_time("2022-04-30"):
+            self._run_billing("2022-04-30")
+        progress = []
+        Cron = type(self.env["ir.cron"])
+        with (
+            patch.object(iot_contract_module, "CONTRACTS_PER_CHUNK", 1),
+            patch.object(Cron, "_notify_progress", lambda cron, **kwargs: progress.append(kwargs)),
+            freeze_time("2022-06-10"),
+        ):
+            self.env["iot.contract"]._cron_iot_dunning()
+            self.assertEqual(progress, [{"done": 1, "remaining": 1}])
+            self.assertEqual((self.light_1.state, device.state), ("suspended", "active"))
+            self.env["iot.contract"]._cron_iot_dunning()
+            self.assertEqual(progress[-1], {"done": 1, "remaining": 0})
+            self.assertEqual(device.state, "suspended")
+            self.env["iot.contract"]._cron_iot_dunning()
+            self.assertEqual(progress[-1], {"done": 0, "remaining": 0})
 
     def test_fee_goes_once_on_the_next_invoice_priced_like_a_manual_line(self):
         self._evaluate("2022-05-15")

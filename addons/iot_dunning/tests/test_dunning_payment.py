@@ -1,5 +1,6 @@
 from unittest.mock import patch
 
+from odoo import Command
 from odoo.tests import tagged
 
 from .common import IotDunningCommon
@@ -67,6 +68,42 @@ class TestDunningPayment(IotDunningCommon):
         self.assertEqual(self.invoice.amount_residual, 19.5)
         self.assertEqual(self.light_1.state, "active", "19.50 overdue, below the minimum of 20.00")
         self.assertEqual(len(self._commands(self.light_1, "unblock")), 1)
+
+    def test_manual_matching_of_a_journal_entry_releases(self):
+        receivable = self.invoice.line_ids.filtered(lambda line: line.account_id.account_type == "asset_receivable")
+        bank = self.env["account.journal"].search(
+            [("company_id", "=", self.company.id), ("type", "=", "bank")], limit=1
+        )
+        entry = self.env["account.move"].create(
+            {
+                "move_type": "entry",
+                "date": "2022-06-12",
+                "journal_id": bank.id,
+                "line_ids": [
+                    Command.create({"account_id": bank.default_account_id.id, "debit": 49.5}),
+                    Command.create(
+                        {"account_id": receivable.account_id.id, "partner_id": self.customer.id, "credit": 49.5}
+                    ),
+                ],
+            }
+        )
+        entry.action_post()
+        self.assertEqual(self.light_1.state, "suspended")
+        (receivable | entry.line_ids.filtered(lambda line: line.account_id == receivable.account_id)).reconcile()
+        self.assertEqual(self.invoice.payment_state, "paid")
+        self.assertEqual(self.light_1.state, "active")
+
+    def test_undone_payment_blocks_again_at_the_next_evaluation_without_email(self):
+        self._pay(self.invoice, 49.5, "2022-06-12")
+        self.assertEqual(self.light_1.state, "active")
+        mails = self._chatter().filtered(lambda message: message.message_type == "comment")
+        self.invoice.line_ids.remove_move_reconcile()
+        self.assertEqual(self.invoice.payment_state, "not_paid")
+        self.assertEqual(self.light_1.state, "active", "nothing happens before the next evaluation")
+        self._evaluate("2022-06-13")
+        self.assertEqual((self.light_1.state, self.light_1.iot_suspension_reason), ("suspended", "unpaid"))
+        self.assertEqual(self._chatter().filtered(lambda message: message.message_type == "comment"), mails)
+        self.assertEqual(len(self._commands(self.light_1, "block")), 2)
 
     def test_paying_another_invoice_releases_nothing(self):
         other = self.env["account.move"].create(
