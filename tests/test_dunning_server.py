@@ -4,7 +4,9 @@ An invoice goes overdue, the reminder level, then the blocking level: the device
 receive a retained 'block' on their command topic. The payment is registered over
 RPC (the register-payment wizard, as an accountant clicks it): the same devices
 receive 'unblock'. A device suspended by hand and a 'never block' device are not
-touched; re-running the evaluation sends nothing twice.
+touched; re-running the evaluation (button, then the daily cron) sends nothing twice.
+A second company's contract is dunned by that company's policy and released by its
+own payment, without a message to the first company's devices.
 """
 
 import json
@@ -15,7 +17,7 @@ from datetime import date, timedelta
 
 import paho.mqtt.client as mqtt
 import pytest
-from bridge_fixtures import BRIDGE_KEY, BRIDGE_LOGIN, wait_until
+from bridge_fixtures import BRIDGE_KEY, BRIDGE_LOGIN, sql, wait_until
 
 
 class Subscriber:
@@ -146,6 +148,18 @@ def test_overdue_block_then_payment_unblocks(odoo_server, broker, fleet):
         rpc("iot.contract", "action_iot_dunning_evaluate", [fleet["contract"]])
         assert rpc("iot.dunning.line", "search_count", [("contract_id", "=", fleet["contract"])]) == lines
         assert len(_mails(rpc, fleet["contract"])) == 2
+        # The daily cron, twice, with today's evaluation forgotten first: nothing new either.
+        sql(odoo_server.db, "UPDATE iot_contract SET iot_dunning_evaluated_on = NULL WHERE id = %s",
+            (fleet["contract"],))
+        cron = rpc("ir.model.data", "check_object_reference", "iot_dunning", "iot_dunning_cron")[1]
+        rpc("ir.cron", "method_direct_trigger", [cron])
+        rpc("ir.cron", "method_direct_trigger", [cron])
+        [contract] = rpc("iot.contract", "read", [fleet["contract"]], ["iot_dunning_evaluated_on"])
+        assert contract["iot_dunning_evaluated_on"] == date.today().isoformat()
+        assert rpc("iot.dunning.line", "search_count", [("contract_id", "=", fleet["contract"])]) == lines
+        assert len(_mails(rpc, fleet["contract"])) == 2
+        time.sleep(1)  # a second 'block' would have arrived by now
+        assert subscriber.commands(identifiers["normal"]) == ["block"]
 
         # A platform cannot lift the block.
         answer = rpc("iot_billing.device", "api_resume", [{"identifier": identifiers["normal"]}],
