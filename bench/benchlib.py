@@ -17,7 +17,7 @@ import psycopg2
 import requests
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODULES = "iot_device,iot_contract,iot_usage,iot_invoice_grouping"
+MODULES = "iot_device,iot_contract,iot_usage,iot_invoice_grouping,iot_dunning"
 DEFAULT_DB = "bench_iot"
 
 
@@ -81,8 +81,9 @@ def free_port():
 class OdooServer:
     """``python3 -m odoo`` on a free port; ``workers`` > 0 for prefork (several processes)."""
 
-    def __init__(self, db, workers=0, log_path="/tmp/bench-odoo.log"):
+    def __init__(self, db, workers=0, log_path="/tmp/bench-odoo.log", default_limits=False):
         self.db, self.workers, self.port = db, workers, free_port()
+        self.default_limits = default_limits  # True: Odoo's own time and memory limits
         self.url = "http://127.0.0.1:%d" % self.port
         self.log_path = log_path
         self.process = None
@@ -91,8 +92,10 @@ class OdooServer:
         launcher = os.path.join(ROOT, "bench", "odoo_launcher.py")
         command = [sys.executable, launcher, "-c", "odoo.conf", "-d", self.db, "--db-filter=^%s$" % self.db,
                    "--http-port=%d" % self.port, "--max-cron-threads=0", "--workers=%d" % self.workers,
-                   "--limit-time-cpu=3600", "--limit-time-real=3600", "--limit-memory-soft=4294967296",
-                   "--limit-memory-hard=6442450944", "--log-level=warn", "--logfile=%s" % self.log_path]
+                   "--log-level=warn", "--logfile=%s" % self.log_path]
+        if not self.default_limits:
+            command += ["--limit-time-cpu=3600", "--limit-time-real=3600", "--limit-memory-soft=4294967296",
+                        "--limit-memory-hard=6442450944"]
         if self.workers:
             command.append("--gevent-port=%d" % free_port())
         self.process = subprocess.Popen(command, cwd=ROOT)

@@ -7,7 +7,7 @@ import re
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODULES = {"iot_device", "iot_contract", "iot_usage", "iot_invoice_grouping"}
+MODULES = {"iot_device", "iot_contract", "iot_usage", "iot_invoice_grouping", "iot_dunning"}
 
 
 def _compose():
