@@ -1,7 +1,7 @@
 """What the benchmarks share: their own database, a real Odoo server, a JSON-RPC client.
 
 Benchmarks are scripts, not tests: they print figures and the ratio to a baseline
-measured in the same run. Each uses the database ``bench_iot`` (five modules,
+measured in the same run. Each uses the database ``bench_iot`` (four modules,
 no demo data), created on first use; ``--reset`` recreates it.
 """
 
@@ -17,7 +17,7 @@ import psycopg2
 import requests
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODULES = "iot_device,iot_contract,iot_usage,iot_invoice_grouping,iot_revenue_share"
+MODULES = "iot_device,iot_contract,iot_usage,iot_invoice_grouping,iot_dunning,iot_revenue_share"
 DEFAULT_DB = "bench_iot"
 
 
@@ -79,15 +79,11 @@ def free_port():
 
 
 class OdooServer:
-    """``python3 -m odoo`` on a free port; ``workers`` > 0 for prefork (several processes).
-
-    ``default_limits``: keep Odoo's default time and memory limits, for a benchmark whose point
-    is that the work fits in them.
-    """
+    """``python3 -m odoo`` on a free port; ``workers`` > 0 for prefork (several processes)."""
 
     def __init__(self, db, workers=0, log_path="/tmp/bench-odoo.log", default_limits=False):
         self.db, self.workers, self.port = db, workers, free_port()
-        self.default_limits = default_limits
+        self.default_limits = default_limits  # True: Odoo's own time and memory limits
         self.url = "http://127.0.0.1:%d" % self.port
         self.log_path = log_path
         self.process = None

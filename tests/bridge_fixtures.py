@@ -23,7 +23,7 @@ import requests
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BRIDGE_PATH = os.path.join(ROOT, "bridge")
-MODULES = "iot_device,iot_contract,iot_usage,iot_invoice_grouping,iot_revenue_share"
+MODULES = "iot_device,iot_contract,iot_usage,iot_invoice_grouping,iot_dunning,iot_revenue_share"
 BRIDGE_LOGIN, BRIDGE_KEY = "iot-bridge", "iot-bridge-demo"
 
 
@@ -126,7 +126,7 @@ class OdooServer:
             answer = requests.post(self.url + "/jsonrpc", json=body, timeout=60).json()
             if answer.get("error"):
                 raise AssertionError(json.dumps(answer["error"])[:2000])
-            return answer["result"]
+            return answer.get("result")  # Odoo leaves "result" out for None
 
         uid = call("common", "login", self.db, login, password)
         return call("object", "execute_kw", self.db, uid, password, model, method, list(args), kwargs)
@@ -222,7 +222,10 @@ def usage_counts(db, identifier_prefix):
 
 def _database_ready(db):
     try:
-        return bool(sql(db, "SELECT 1 FROM ir_module_module WHERE name = 'iot_usage' AND state = 'installed'"))
+        modules = MODULES.split(",")
+        rows = sql(db, "SELECT count(*) FROM ir_module_module WHERE name IN %s AND state = 'installed'",
+                   (tuple(modules),))
+        return rows[0][0] == len(modules)
     except psycopg2.OperationalError:
         return False
 

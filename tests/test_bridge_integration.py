@@ -225,3 +225,38 @@ def test_two_v5_bridges_share_the_load(server_db, odoo_server, broker, run_bridg
     wait_until(lambda: sum(b.stat("received") for b in bridges) == expected["published_messages"], 10,
                message="both bridges' stats")
     assert all(b.stat("received") > 0 for b in bridges), [b.stat("received") for b in bridges]
+
+
+def test_a_poison_entry_is_rejected_and_does_not_stall_the_rest(server_db, odoo_server, broker, run_bridge):
+    """An entry that passes validation but fails in the database is not "Odoo unavailable":
+    the bridge isolates it (split and reject) while every other reading is stored."""
+    prefix = _prefix()
+    identifier = prefix + "0001"
+    _register(odoo_server, [identifier])
+    poison = prefix + "poison"
+    # A repeatable database error for one message id, as a bad value or a constraint would give.
+    constraint = "test_poison_%s" % prefix.strip("-").lower()
+    sql(server_db, "ALTER TABLE iot_usage ADD CONSTRAINT %s CHECK (message_id IS DISTINCT FROM '%s') NOT VALID"
+        % (constraint, poison))
+    try:
+        bridge = run_bridge(batch_size=50, batch_max_delay=0.2)
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        client.connect("127.0.0.1", broker.port)
+        client.loop_start()
+        try:
+            for number in range(20):
+                message_id = poison if number == 7 else "%sm%d" % (prefix, number)
+                reading = {"message_id": message_id, "metric": "kwh", "quantity": number + 1,
+                           "timestamp": "2026-11-20T10:00:00Z"}
+                client.publish("iot/%s/usage" % identifier, json.dumps(reading), qos=1).wait_for_publish(5)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        # 19 readings stored (sum 1..20 minus the poison's 8), the poison kept as a rejected row.
+        _wait_counts(server_db, prefix, (19, "%d.000" % (210 - 8), 1), 90)
+        [(reason,)] = sql(server_db, "SELECT reject_reason FROM iot_usage u WHERE u.identifier = %s"
+                          " AND u.state = 'rejected'", (identifier,))
+        assert "CheckViolation" in reason or constraint in reason, reason
+        wait_until(lambda: bridge.stat("in_spool") == 0, 15, message="the bridge's spool drained")
+    finally:
+        sql(server_db, "ALTER TABLE iot_usage DROP CONSTRAINT IF EXISTS %s" % constraint)

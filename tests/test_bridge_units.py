@@ -224,3 +224,18 @@ def test_simulator_keeps_a_bounded_window_of_unconfirmed_publishes(broker, monke
     assert len(messages) == expected["distinct"] == 10
     assert sorted(reading["message_id"] for reading in received) == sorted(
         json.loads(payload)["message_id"] for _topic, payload, _kind in messages)
+
+
+@pytest.mark.parametrize("name, transient", [
+    ("psycopg2.OperationalError", True),  # connection lost
+    ("psycopg2.errors.SerializationFailure", True),
+    ("psycopg2.errors.AdminShutdown", True),
+    ("psycopg2.errors.CheckViolation", False),  # the same data fails the same way again
+    ("psycopg2.errors.UniqueViolation", False),
+    ("psycopg2.errors.NumericValueOutOfRange", False),
+    ("builtins.ValueError", False),
+])
+def test_only_connection_and_concurrency_errors_are_transient(name, transient):
+    from iot_bridge.odoo_client import is_transient
+
+    assert is_transient(name) is transient

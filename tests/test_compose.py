@@ -7,7 +7,7 @@ import re
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODULES = {"iot_device", "iot_contract", "iot_usage", "iot_invoice_grouping", "iot_revenue_share"}
+MODULES = {"iot_device", "iot_contract", "iot_usage", "iot_invoice_grouping", "iot_dunning", "iot_revenue_share"}
 
 
 def _compose():
@@ -28,7 +28,7 @@ def test_services_and_images():
         assert re.search(r"^FROM odoo:18\.0$", handle.read(), re.MULTILINE)
 
 
-def test_odoo_mounts_addons_and_installs_the_five_modules():
+def test_odoo_mounts_addons_and_installs_the_four_modules():
     odoo = _compose()["services"]["odoo"]
     mounts = {volume.split(":")[1]: _host_path(volume) for volume in odoo["volumes"]}
     assert mounts["/mnt/extra-addons"] == "./addons"

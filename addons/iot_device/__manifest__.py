@@ -10,6 +10,7 @@
     "data": [
         "security/iot_device_security.xml",
         "security/ir.model.access.csv",
+        "data/iot_device_cron.xml",
         "views/iot_device_type_views.xml",
         "views/iot_device_tag_views.xml",
         "views/iot_device_event_views.xml",

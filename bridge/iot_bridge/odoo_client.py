@@ -20,9 +20,32 @@ class OdooError(Exception):
     """Odoo answered with an application error for this call."""
 
 
-# Server-side exceptions that say "not now" rather than "not this data".
-_TRANSIENT_ERRORS = ("psycopg2.OperationalError", "psycopg2.errors", "odoo.exceptions.CacheMiss")
+# Server-side exceptions that say "not now" rather than "not this data": the database
+# connection lost or refused, a concurrent transaction, a server shutting down. Any other
+# database error (a constraint, a bad value) repeats with the same data: it is an
+# application error, which the bridge isolates and rejects instead of retrying forever.
+_TRANSIENT_ERRORS = (
+    "psycopg2.OperationalError",
+    "psycopg2.InterfaceError",
+    "psycopg2.errors.SerializationFailure",
+    "psycopg2.errors.DeadlockDetected",
+    "psycopg2.errors.LockNotAvailable",
+    "psycopg2.errors.QueryCanceled",
+    "psycopg2.errors.AdminShutdown",
+    "psycopg2.errors.CrashShutdown",
+    "psycopg2.errors.CannotConnectNow",
+    "psycopg2.errors.TooManyConnections",
+    "psycopg2.errors.ConnectionException",
+    "psycopg2.errors.ConnectionFailure",
+    "psycopg2.errors.SqlclientUnableToEstablishSqlconnection",
+    "odoo.exceptions.CacheMiss",
+)
 _AUTH_ERRORS = ("odoo.exceptions.AccessDenied", "odoo.exceptions.AccessError", "odoo.http.SessionExpiredException")
+
+
+def is_transient(error_name):
+    """Whether an Odoo error (its exception's dotted name) says "retry later"."""
+    return error_name in _TRANSIENT_ERRORS
 
 
 class OdooClient:
@@ -59,7 +82,7 @@ class OdooClient:
             if name.startswith(_AUTH_ERRORS):
                 self.uid = None
                 raise OdooAuthError("Odoo refused user %r on database %r: %s" % (self.login, self.db, message))
-            if name.startswith(_TRANSIENT_ERRORS) or "does not exist" in message and "database" in message:
+            if is_transient(name) or "does not exist" in message and "database" in message:
                 raise OdooUnavailable("Odoo database %r unavailable: %s" % (self.db, message))
             raise OdooError(message)
         return answer.get("result")

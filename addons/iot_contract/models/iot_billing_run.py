@@ -6,7 +6,7 @@ from psycopg2 import errorcodes
 
 from odoo import api, fields, models
 from odoo.addons.iot_device.tools import ApiInputError
-from odoo.exceptions import UserError
+from odoo.exceptions import UserError, ValidationError
 from odoo.tools import split_every
 
 _logger = logging.getLogger(__name__)
@@ -58,6 +58,20 @@ class IotBillingRun(models.Model):
         for run in self:
             run.name = self.env._("Billing %(date)s (%(company)s)", date=run.date, company=run.company_id.name)
 
+    @api.constrains("date")
+    def _check_date_not_in_future(self):
+        for run in self:
+            today = fields.Date.context_today(run)
+            if run.date > today:
+                raise ValidationError(
+                    self.env._(
+                        "A billing run cannot be dated %(date)s, after today (%(today)s): it would invoice "
+                        "periods that have not happened yet.",
+                        date=run.date,
+                        today=today,
+                    )
+                )
+
     @api.depends("error_ids")
     def _compute_error_count(self):
         for run in self:
@@ -98,16 +112,19 @@ class IotBillingRun(models.Model):
 
     @api.model
     def _cron_run_billing(self):
-        """Monthly: one run per company that has planned schedules due today."""
+        """Daily: one run per company that has schedules a run of today would bill.
+
+        A period is billed by the first run on or after its due date (the run's
+        own domain: invoice date, usage grace days, contract state); the other
+        days create no run.
+        """
         today = fields.Date.context_today(self)
-        due = (
-            self.env["iot.invoicing.schedule"]
-            .sudo()
-            ._read_group([("state", "=", "planned"), ("invoice_date", "<=", today)], ["company_id"])
-        )
+        Schedule = self.env["iot.invoicing.schedule"].sudo()
+        due = Schedule._read_group([("state", "=", "planned"), ("invoice_date", "<=", today)], ["company_id"])
         for (company,) in due:
-            run = self.with_company(company).create({"date": today, "company_id": company.id})
-            run.action_run()
+            values = {"date": today, "company_id": company.id}
+            if Schedule.search_count(self.new(values)._due_schedule_domain(), limit=1):
+                self.with_company(company).create(values).action_run()
 
     def action_run(self):
         for run in self:

@@ -2,6 +2,8 @@ from odoo import Command, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools.misc import format_date
 
+from ..tools import BILLING_PERIODS
+
 
 class IotContract(models.Model):
     _name = "iot.contract"
@@ -61,7 +63,7 @@ class IotContract(models.Model):
         copy=False,
     )
     billing_period = fields.Selection(
-        [("monthly", "Monthly"), ("quarterly", "Quarterly"), ("yearly", "Yearly")],
+        BILLING_PERIODS,
         required=True,
         default="monthly",
         help="Default billing period of items whose product is not an IoT plan.",
@@ -263,6 +265,24 @@ class IotContract(models.Model):
             return format_date(self.env, date_from, date_format="MMMM y")
         return "%s - %s" % (format_date(self.env, date_from), format_date(self.env, date_to))
 
+    def _iot_check_price_precision(self):
+        """Invoice lines keep their unit price at the 'Product Price' precision: a currency
+        with more decimals (KWD, BHD, TND: 3) would see its prices cut on the invoice."""
+        digits = self.env["decimal.precision"].precision_get("Product Price")
+        for contract in self:
+            if contract.currency_id.decimal_places > digits:
+                raise UserError(
+                    self.env._(
+                        "Contract %(contract)s bills in %(currency)s, which has %(places)s decimals, but unit "
+                        "prices keep %(digits)s (Settings > Technical > Decimal Accuracy > Product Price): "
+                        "raise it to at least %(places)s so that invoices carry the exact amounts.",
+                        contract=contract.display_name,
+                        currency=contract.currency_id.name,
+                        places=contract.currency_id.decimal_places,
+                        digits=digits,
+                    )
+                )
+
     def _iot_invoice_schedules(self, schedules, run):
         """Invoice the (locked) due ``schedules`` of these contracts: one invoice per
         contract and period.
@@ -272,6 +292,7 @@ class IotContract(models.Model):
         accounting error: the caller runs this in a savepoint, and retries the
         contracts one by one to record which one failed.
         """
+        self._iot_check_price_precision()
         schedules._iot_value_usage(run)
         parts_by_schedule = {}
         for part in schedules._iot_invoice_line_parts():

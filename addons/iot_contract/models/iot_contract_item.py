@@ -3,8 +3,9 @@ from datetime import timedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
+from odoo.tools import SQL
 
-from ..tools import item_date_end, prorate, split_periods
+from ..tools import BILLING_PERIODS, item_date_end, prorate, split_periods
 
 # Writing one of these fields re-plans the item's schedules (never the invoiced ones).
 SCHEDULE_FIELDS = {"date_start", "date_end", "duration_months", "price_unit", "billing_period"}
@@ -70,7 +71,7 @@ class IotContractItem(models.Model):
         help="Fixed fee of one full billing period; from the plan by default.",
     )
     billing_period = fields.Selection(
-        [("monthly", "Monthly"), ("quarterly", "Quarterly"), ("yearly", "Yearly")],
+        BILLING_PERIODS,
         compute="_compute_billing_period",
         store=True,
         readonly=False,
@@ -97,21 +98,29 @@ class IotContractItem(models.Model):
         """
         if len(self) < BULK_COMPANY_CHECK or (fnames is not None and not set(fnames) <= BULK_CHECKED_FIELDS):
             return super()._check_company(fnames)
-        self.flush_recordset(["company_id", "device_id", "product_id"])
-        self.env.cr.execute(
-            """
-            SELECT item.id
-              FROM iot_contract_item item
-              LEFT JOIN iot_billing_device device ON device.id = item.device_id
-              JOIN product_product product ON product.id = item.product_id
-              JOIN product_template template ON template.id = product.product_tmpl_id
-             WHERE item.id = ANY(%s)
-               AND (device.company_id <> item.company_id
-                    OR (template.company_id IS NOT NULL AND template.company_id <> item.company_id))
-            """,
-            [self.ids],
+        # execute_query flushes exactly the columns named by _field_to_sql, other models' included.
+        rows = self.env.execute_query(
+            SQL(
+                """
+                SELECT item.id
+                  FROM iot_contract_item item
+                  LEFT JOIN iot_billing_device device ON device.id = %(item_device)s
+                  JOIN product_product product ON product.id = %(item_product)s
+                  JOIN product_template template ON template.id = %(product_template)s
+                 WHERE item.id = ANY(%(ids)s)
+                   AND (%(device_company)s <> %(item_company)s
+                        OR (%(template_company)s IS NOT NULL AND %(template_company)s <> %(item_company)s))
+                """,
+                item_device=self._field_to_sql("item", "device_id"),
+                item_product=self._field_to_sql("item", "product_id"),
+                item_company=self._field_to_sql("item", "company_id"),
+                product_template=self.env["product.product"]._field_to_sql("product", "product_tmpl_id"),
+                device_company=self.env["iot_billing.device"]._field_to_sql("device", "company_id"),
+                template_company=self.env["product.template"]._field_to_sql("template", "company_id"),
+                ids=self.ids,
+            )
         )
-        offending = self.browse([row[0] for row in self.env.cr.fetchall()])
+        offending = self.browse([row[0] for row in rows])
         return super(IotContractItem, offending)._check_company(fnames) if offending else None
 
     @api.depends("device_id")
@@ -133,21 +142,27 @@ class IotContractItem(models.Model):
             if item.date_start and item.duration_months > 0:
                 item.date_end = item_date_end(item.date_start, item.duration_months)
 
-    @api.depends("product_id", "contract_id.currency_id")
+    @api.depends("product_id", "contract_id.currency_id", "contract_id.fiscal_position_id")
     def _compute_price_unit(self):
+        """The plan's sales price as Odoo prices a manual invoice line of it: adapted when the
+        contract's fiscal position maps a price-included tax to another tax, converted into the
+        contract's currency at the item's start, rounded in that currency."""
         for item in self:
             product = item.product_id
-            currency = item.contract_id.currency_id or product.currency_id
-            item.price_unit = (
-                product.currency_id._convert(
-                    product.lst_price,
-                    currency,
-                    item.contract_id.company_id or self.env.company,
-                    item.date_start or fields.Date.context_today(self),
-                )
-                if product
-                else 0.0
+            if not product:
+                item.price_unit = 0.0
+                continue
+            contract = item.contract_id
+            company = contract.company_id or self.env.company
+            currency = contract.currency_id or product.currency_id
+            price = product.with_company(company)._get_tax_included_unit_price(
+                company,
+                currency,
+                item.date_start or fields.Date.context_today(self),
+                "sale",
+                fiscal_position=contract.fiscal_position_id,
             )
+            item.price_unit = currency.round(price)
 
     @api.depends("product_id", "contract_id.billing_period")
     def _compute_billing_period(self):

@@ -1,16 +1,15 @@
-from dateutil.relativedelta import relativedelta
-
 from odoo import api, fields, models
-from odoo.addons.iot_device.models.iot_device import API_CONTEXT, _entry_identifier
-from odoo.addons.iot_device.tools import ApiInputError, check_batch, require_entry, require_text
-from odoo.addons.iot_device.tools.api_input import OLDEST_TIMESTAMP
-
-# Dates of the API (activation start, transition date): a date outside this window
-# is a typo or a clock reset, and would create schedules Python dates cannot hold.
-API_DATE_YEARS_AHEAD = 100
-
-# What a device must be in for each API action (the others are per-entry errors).
-API_TRANSITIONS = {"suspend": ("active",), "resume": ("suspended",), "terminate": ("pending", "active", "suspended")}
+from odoo.addons.iot_device.models.iot_device import API_CONTEXT, TRANSITIONS
+from odoo.addons.iot_device.tools import (
+    ApiInputError,
+    check_batch,
+    entry_identifier,
+    parse_date,
+    require_entry,
+    require_identifier,
+    require_text,
+    resolve_by_id_or_code,
+)
 
 
 class IotDevice(models.Model):
@@ -140,7 +139,7 @@ class IotDevice(models.Model):
     @api.model
     def _api_parse_activation(self, entry):
         require_entry(entry)
-        parsed = {"identifier": require_text(entry, "identifier", 128)}
+        parsed = {"identifier": require_identifier(entry)}
         for key in ("contract", "plan"):
             value = entry.get(key)
             if value in (None, "", False):
@@ -150,7 +149,7 @@ class IotDevice(models.Model):
             elif not isinstance(value, int) or isinstance(value, bool):
                 raise ApiInputError("'%s' must be an id or a reference" % key)
             parsed[key] = value
-        parsed["date_start"] = _parse_date(entry, "date_start") or fields.Date.context_today(self)
+        parsed["date_start"] = parse_date(entry, "date_start") or fields.Date.context_today(self)
         duration = entry.get("duration_months")
         if duration is not None:
             if not isinstance(duration, int) or isinstance(duration, bool) or not 0 < duration <= 1200:
@@ -167,15 +166,7 @@ class IotDevice(models.Model):
         """
         Model = self.env[model].sudo()
         domain = [*Model._check_company_domain(self.env.company), *extra_domain]
-        int_keys = [key for key in keys if isinstance(key, int)]
-        ref_keys = [key for key in keys if isinstance(key, str)]
-        found = {}
-        if int_keys:
-            found.update({rec.id: rec for rec in Model.search([("id", "in", int_keys), *domain])})
-        if ref_keys:
-            for rec in Model.search([(ref_field, "in", ref_keys), *domain], order="id"):
-                found.setdefault(rec[ref_field], rec)
-        return found
+        return resolve_by_id_or_code(Model, keys, ref_field, domain)
 
     @api.model
     def api_activate(self, activations):
@@ -196,7 +187,7 @@ class IotDevice(models.Model):
             try:
                 parsed[index] = self._api_parse_activation(entry)
             except ApiInputError as error:
-                results[index] = {"identifier": _entry_identifier(entry), "error": str(error)}
+                results[index] = {"identifier": entry_identifier(entry), "error": str(error)}
         devices = self._api_find_by_identifier({p["identifier"] for p in parsed.values()})
         contracts = self._api_resolve(
             "iot.contract", {p["contract"] for p in parsed.values() if "contract" in p}, "reference"
@@ -266,9 +257,9 @@ class IotDevice(models.Model):
         for index, entry in enumerate(entries):
             try:
                 require_entry(entry)
-                parsed[index] = (require_text(entry, "identifier", 128), _parse_date(entry, "date"))
+                parsed[index] = (require_identifier(entry), parse_date(entry, "date"))
             except ApiInputError as error:
-                results[index] = {"identifier": _entry_identifier(entry), "error": str(error)}
+                results[index] = {"identifier": entry_identifier(entry), "error": str(error)}
         devices = self._api_find_by_identifier({identifier for identifier, _d in parsed.values()})
         batches = {}  # date -> (devices, indices): one transition call per date
         seen = set()
@@ -278,7 +269,7 @@ class IotDevice(models.Model):
                 error = "unknown device %r" % identifier
             elif identifier in seen:
                 error = "device %r appears twice in the batch" % identifier
-            elif device.state not in API_TRANSITIONS[action]:
+            elif device.state not in TRANSITIONS[action][0]:  # the states the action starts from
                 error = "cannot %s a %s device" % (action, device.state)
             else:
                 error = None
@@ -323,20 +314,3 @@ class IotDevice(models.Model):
     def api_terminate(self, entries):
         """Terminate devices; ``date`` (default today) is the last day billed."""
         return self._api_transition("terminate", entries)
-
-
-def _parse_date(entry, key):
-    value = entry.get(key)
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str):
-        raise ApiInputError("'%s' must be a 'YYYY-MM-DD' string" % key)
-    try:
-        day = fields.Date.to_date(value.strip())
-    except ValueError:
-        raise ApiInputError("'%s' %r is not a 'YYYY-MM-DD' date" % (key, value[:32])) from None
-    if day < OLDEST_TIMESTAMP.date():
-        raise ApiInputError("'%s' %s is before %s" % (key, day, OLDEST_TIMESTAMP.date()))
-    if day > fields.Date.today() + relativedelta(years=API_DATE_YEARS_AHEAD):
-        raise ApiInputError("'%s' %s is more than %d years ahead" % (key, day, API_DATE_YEARS_AHEAD))
-    return day

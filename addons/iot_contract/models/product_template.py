@@ -1,5 +1,7 @@
 from odoo import fields, models
 
+from ..tools import BILLING_PERIODS
+
 
 class ProductTemplate(models.Model):
     _inherit = "product.template"
@@ -12,7 +14,7 @@ class ProductTemplate(models.Model):
         string="Duration (months)", default=12, help="Default duration of a contract item."
     )
     iot_billing_period = fields.Selection(
-        [("monthly", "Monthly"), ("quarterly", "Quarterly"), ("yearly", "Yearly")],
+        BILLING_PERIODS,
         string="Billing Period",
         default="monthly",
         required=True,

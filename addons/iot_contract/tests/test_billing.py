@@ -249,3 +249,21 @@ class TestBilling(IotContractCommon):
             self.BillingRun._cron_run_billing()
         self.assertEqual(self._april().state, "invoiced")
         self.assertEqual(self._april().invoice_id.invoice_date, date(2022, 4, 30))
+
+    def test_cron_runs_daily_and_bills_each_period_once(self):
+        cron = self.env.ref("iot_contract.iot_billing_run_cron")
+        self.assertEqual((cron.interval_number, cron.interval_type), (1, "days"))
+        self.assertEqual(cron.name, "IoT: billing run")
+        xmlid = self.env["ir.model.data"].search(
+            [("module", "=", "iot_contract"), ("name", "=", "iot_billing_run_cron")]
+        )
+        self.assertTrue(xmlid.noupdate, "an administrator's schedule of the cron survives upgrades")
+        earlier_runs = self.BillingRun.search([])
+        for day in ("2022-04-29", "2022-04-30", "2022-05-01", "2022-05-02"):
+            with freeze_time(day):
+                self.BillingRun._cron_run_billing()
+        # April (due 30 April) is billed by the 30 April run; the other days create no run.
+        runs = self.BillingRun.search([("id", "not in", earlier_runs.ids)])
+        self.assertEqual(runs.mapped("date"), [date(2022, 4, 30)])
+        self.assertEqual(runs.invoice_ids, self._april().invoice_id)
+        self.assertEqual(self._april().state, "invoiced")

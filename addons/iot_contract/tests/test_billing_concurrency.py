@@ -1,5 +1,5 @@
 from odoo import SUPERUSER_ID, Command, api
-from odoo.tests import TransactionCase, tagged
+from odoo.tests import TransactionCase, new_test_user, tagged
 
 REFERENCE = "IOT-CONCURRENCY-TEST"
 
@@ -37,7 +37,10 @@ class TestBillingConcurrency(TransactionCase):
                     "name": "Concurrent item",
                 }
             )
+            # Runs are started by a Billing user, committed like the rest for the other cursors.
+            billing_user = new_test_user(env, login="iot_concurrency_billing", groups="iot_contract.group_iot_billing")
             self.records = {
+                "billing_user": billing_user.id,
                 "partner": partner.id,
                 "plan": plan.id,
                 "contract": contract.id,
@@ -60,8 +63,13 @@ class TestBillingConcurrency(TransactionCase):
             env["iot.contract"].browse(self.records["contract"]).unlink()
             env["product.product"].browse(self.records["plan"]).product_tmpl_id.unlink()
             env["res.partner"].browse(self.records["partner"]).unlink()
+            billing_user = env["res.users"].browse(self.records["billing_user"])
+            billing_partner = billing_user.partner_id
+            billing_user.unlink()
+            billing_partner.unlink()
 
     def _run(self, env):
+        env = env(user=self.records["billing_user"])
         run = env["iot.billing.run"].create({"date": "2022-04-30", "company_id": self.records["company"]})
         self.run_ids.append(run.id)
         run.action_run()

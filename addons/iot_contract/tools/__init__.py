@@ -1,1 +1,9 @@
-from .periods import PERIOD_MONTHS, item_date_end, period_bounds, prorate, split_periods
+from .periods import (
+    BILLING_PERIODS,
+    PERIOD_MONTHS,
+    item_date_end,
+    period_bounds,
+    period_share,
+    prorate,
+    split_periods,
+)

@@ -5,10 +5,14 @@ May, June, ... Quarterly and yearly periods follow calendar quarters and years.
 """
 
 from datetime import timedelta
+from decimal import Decimal
 
 from dateutil.relativedelta import relativedelta
 
-PERIOD_MONTHS = {"monthly": 1, "quarterly": 3, "yearly": 12}
+# (code, label, months): the billing periods of plans, contracts and contract items.
+_PERIODS = (("monthly", "Monthly", 1), ("quarterly", "Quarterly", 3), ("yearly", "Yearly", 12))
+BILLING_PERIODS = [(code, label) for code, label, _months in _PERIODS]  # selection of the fields
+PERIOD_MONTHS = {code: months for code, _label, months in _PERIODS}
 
 
 def period_bounds(day, billing_period):
@@ -39,3 +43,12 @@ def prorate(price, date_from, date_to, period_start, period_end, currency):
     if days >= period_days:
         return price
     return currency.round(price * days / period_days)
+
+
+def period_share(date_from, date_to, billing_period):
+    """Share of its full billing period that ``date_from``..``date_to`` covers, as an exact
+    fraction: 1 for a full period, 2/30 for the last two days of April."""
+    period_start, period_end = period_bounds(date_from, billing_period)
+    days = (date_to - date_from).days + 1
+    period_days = (period_end - period_start).days + 1
+    return Decimal(1) if days >= period_days else Decimal(days) / Decimal(period_days)

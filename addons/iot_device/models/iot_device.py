@@ -4,10 +4,13 @@ from odoo.exceptions import UserError
 from ..tools import (
     ApiInputError,
     check_batch,
+    entry_identifier,
     optional_payload,
     parse_utc_timestamp,
     require_entry,
+    require_identifier,
     require_text,
+    resolve_by_id_or_code,
 )
 
 # action -> (states it may start from, state it leads to, event code it logs)
@@ -205,23 +208,19 @@ class IotDevice(models.Model):
         sudo: the integration user may not read partners; only ids leave this
         method, never partner data. Partners of other companies stay invisible.
         """
-        int_keys = {key for key in keys if isinstance(key, int) and not isinstance(key, bool)}
-        ref_keys = {key for key in keys if isinstance(key, str)}
-        company_domain = [("company_id", "in", [False, self.env.company.id])]
-        Partner = self.env["res.partner"].sudo()
-        found = {}
-        if int_keys:
-            for partner in Partner.search([("id", "in", list(int_keys))] + company_domain):
-                found[partner.id] = partner.id
-        if ref_keys:
-            for partner in Partner.search([("ref", "in", list(ref_keys))] + company_domain):
-                found.setdefault(partner.ref, partner.id)
-        return found
+        partners = resolve_by_id_or_code(
+            self.env["res.partner"].sudo(),
+            keys,
+            "ref",
+            [("company_id", "in", [False, self.env.company.id])],
+            order=None,  # a ref two partners share: the first as the partner list shows them
+        )
+        return {key: partner.id for key, partner in partners.items()}
 
     @api.model
     def _api_parse_registration(self, entry):
         require_entry(entry)
-        parsed = {"identifier": require_text(entry, "identifier", 128)}
+        parsed = {"identifier": require_identifier(entry)}
         name = require_text(entry, "name", 256, required=False)
         if name:
             parsed["name"] = name
@@ -253,7 +252,7 @@ class IotDevice(models.Model):
             try:
                 parsed[index] = self._api_parse_registration(entry)
             except ApiInputError as error:
-                results[index] = {"identifier": _entry_identifier(entry), "error": str(error)}
+                results[index] = {"identifier": entry_identifier(entry), "error": str(error)}
 
         type_codes = {p["device_type"] for p in parsed.values() if "device_type" in p}
         types_by_code = {
@@ -327,7 +326,7 @@ class IotDevice(models.Model):
     def _api_parse_event(self, entry):
         require_entry(entry)
         return {
-            "identifier": require_text(entry, "identifier", 128),
+            "identifier": require_identifier(entry),
             "event_type": require_text(entry, "event_type", 64),
             "date": parse_utc_timestamp(entry.get("timestamp")),
             "message_id": require_text(entry, "message_id", 255, required=False),
@@ -415,13 +414,3 @@ class IotDevice(models.Model):
         Event.invalidate_model()
         self.invalidate_model(["event_ids", "event_count"])
         return inserted
-
-
-def _entry_identifier(entry):
-    """The identifier an entry claims, for error reports, whatever its shape.
-
-    False, not None, when there is none: XML-RPC cannot marshal None.
-    """
-    if isinstance(entry, dict) and isinstance(entry.get("identifier"), str):
-        return entry["identifier"][:128]
-    return False

@@ -16,6 +16,7 @@ from collections import defaultdict
 from functools import partial
 
 from odoo import SUPERUSER_ID, api, fields, models
+from odoo.tools import SQL
 
 _logger = logging.getLogger(__name__)
 
@@ -99,13 +100,15 @@ class IotDeviceCommand(models.Model):
         """Lock the commands still to send; skip those another worker is publishing."""
         if not self.ids:
             return self.browse()
-        self.flush_model()
-        self.env.cr.execute(
-            "SELECT id FROM iot_billing_device_command WHERE id IN %s AND state != 'sent' "
-            "ORDER BY id FOR UPDATE SKIP LOCKED",
-            (tuple(self.ids),),
+        rows = self.env.execute_query(  # flushes the state it reads, nothing else
+            SQL(
+                "SELECT id FROM iot_billing_device_command command WHERE id = ANY(%s) AND %s != 'sent' "
+                "ORDER BY id FOR UPDATE SKIP LOCKED",
+                self.ids,
+                self._field_to_sql("command", "state"),
+            )
         )
-        return self.browse([row[0] for row in self.env.cr.fetchall()])
+        return self.browse([row[0] for row in rows])
 
     def _mqtt_payload(self):
         self.ensure_one()

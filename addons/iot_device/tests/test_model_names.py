@@ -36,7 +36,8 @@ class TestModelNames(TransactionCase):
             for module in self.env["ir.module.module"].search([("state", "=", "installed")])
             if os.path.dirname(get_module_path(module.name, display_warning=False) or "") == addons_dir
         }
-        self.assertTrue({"iot_device", "iot_contract", "iot_usage", "iot_invoice_grouping"} <= ours, ours)
+        expected = {"iot_device", "iot_contract", "iot_usage", "iot_invoice_grouping", "iot_dunning"}
+        self.assertTrue(expected <= ours, ours)
         defined = {
             name for name, model in self.env.registry.items() if model._original_module in ours
         }

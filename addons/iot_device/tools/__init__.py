@@ -3,10 +3,14 @@ from .api_input import (
     ApiInputError,
     check_batch,
     dump_payload,
+    entry_identifier,
     optional_payload,
+    parse_date,
     parse_utc_timestamp,
     require_entry,
+    require_identifier,
     require_text,
+    resolve_by_id_or_code,
     storable_text,
 )
 from .numbers import to_decimal

@@ -7,11 +7,20 @@ way everywhere, and never fails the rest of its batch.
 import json
 from datetime import UTC, datetime, timedelta
 
+from dateutil.relativedelta import relativedelta
+
+from odoo import fields
+
 MAX_API_BATCH = 10000
+# Device identifiers (serial number, IMEI, DevEUI) are at most this long.
+IDENTIFIER_LENGTH = 128
 # Readings from before this date are almost certainly a device clock reset (epoch 0).
 OLDEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
 # Device clocks drift; anything further ahead than this is a clock error, not data.
 FUTURE_TOLERANCE = timedelta(days=1)
+# Dates of the API (activation start, transition date): a date outside this window
+# is a typo or a clock reset, and would create schedules Python dates cannot hold.
+API_DATE_YEARS_AHEAD = 100
 
 
 class ApiInputError(ValueError):
@@ -50,6 +59,21 @@ def require_text(entry, key, max_length, required=True):
     return value
 
 
+def require_identifier(entry):
+    """The device identifier of an entry, stripped; every API names devices this way."""
+    return require_text(entry, "identifier", IDENTIFIER_LENGTH)
+
+
+def entry_identifier(entry):
+    """The identifier an entry claims, for error reports, whatever its shape.
+
+    False, not None, when there is none: XML-RPC cannot marshal None.
+    """
+    if isinstance(entry, dict) and isinstance(entry.get("identifier"), str):
+        return entry["identifier"][:IDENTIFIER_LENGTH]
+    return False
+
+
 def _is_utf8(text):
     try:
         text.encode("utf-8")
@@ -85,6 +109,24 @@ def parse_utc_timestamp(value, now=None):
     if moment > now + FUTURE_TOLERANCE:
         raise ApiInputError("timestamp %s is in the future" % moment.isoformat())
     return moment.replace(tzinfo=None)
+
+
+def parse_date(entry, key):
+    """entry[key] as a date ("YYYY-MM-DD"), or None when absent."""
+    value = entry.get(key)
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise ApiInputError("'%s' must be a 'YYYY-MM-DD' string" % key)
+    try:
+        day = fields.Date.to_date(value.strip())
+    except ValueError:
+        raise ApiInputError("'%s' %r is not a 'YYYY-MM-DD' date" % (key, value[:32])) from None
+    if day < OLDEST_TIMESTAMP.date():
+        raise ApiInputError("'%s' %s is before %s" % (key, day, OLDEST_TIMESTAMP.date()))
+    if day > fields.Date.today() + relativedelta(years=API_DATE_YEARS_AHEAD):
+        raise ApiInputError("'%s' %s is more than %d years ahead" % (key, day, API_DATE_YEARS_AHEAD))
+    return day
 
 
 def require_entry(entry):
@@ -140,3 +182,23 @@ def storable_text(value, limit=None):
     if limit:
         text = text[:limit]
     return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def resolve_by_id_or_code(model, keys, code_field, domain, order="id"):
+    """Map the ids and codes an API entry may name a record by to the records of ``model``.
+
+    ``keys``: ints (record ids) and strings (values of ``code_field``), as
+    parsed from the entries; ``domain`` restricts the search (the caller's
+    company). A code several records share goes to the first of them in
+    ``order`` (None: the model's order). Access (sudo or not) is the caller's
+    choice, made on ``model``.
+    """
+    ids = [key for key in keys if isinstance(key, int) and not isinstance(key, bool)]
+    codes = [key for key in keys if isinstance(key, str)]
+    found = {}
+    if ids:
+        found.update({record.id: record for record in model.search([("id", "in", ids), *domain])})
+    if codes:
+        for record in model.search([(code_field, "in", codes), *domain], order=order):
+            found.setdefault(record[code_field], record)
+    return found

@@ -66,19 +66,31 @@ class AccountMove(models.Model):
         for model in ("iot.invoicing.schedule", "iot.usage.valuation", "account.move.line"):
             self.env[model].flush_model()
         rows = iter_detail_rows(self.env.cr, self.id, self.env.lang or "en_US")
+        product_lines = self.invoice_line_ids.filtered(lambda line: line.display_type == "product")
+        # The rows carry the amounts as billed, quantity x unit price: tax included when every
+        # line's taxes are price-included (their sum is then the invoice total), else tax excluded.
+        tax_included = self._iot_detail_tax_included(product_lines)
+        basis = self.env._("tax included") if tax_included else self.env._("tax excluded")
+        total_label = self.env._("Total (%s)", basis)
         if file_format == "csv":
-            content = csv_bytes(rows)
+            content = csv_bytes(rows, total_label)
         else:
             symbol = self.currency_id.symbol or self.currency_id.name
             money = ('#,##0.%s "%s"' % ("0" * self.currency_id.decimal_places, symbol)).replace('."', '"')
-            product_lines = self.invoice_line_ids.filtered(lambda line: line.display_type == "product")
             invoice_lines = [
                 (number, line.name, line.quantity, line.price_unit, line.price_subtotal)
                 for number, line in enumerate(product_lines.sorted(lambda line: (line.sequence, line.id)), 1)
             ]
-            content = xlsx_bytes(rows, self.env._("Detail of %s", self.name), money, invoice_lines)
+            title = self.env._("Detail of %(invoice)s — amounts %(basis)s", invoice=self.name, basis=basis)
+            content = xlsx_bytes(rows, title, money, invoice_lines, total_label)
         filename = "%s-detail.%s" % ((self.name or "draft").replace("/", "-"), file_format)
         return filename, FORMATS[file_format], content
+
+    @staticmethod
+    def _iot_detail_tax_included(product_lines):
+        return bool(product_lines) and all(
+            line.tax_ids and all(line.tax_ids.mapped("price_include")) for line in product_lines
+        )
 
     def _iot_attach_detail(self, file_format="xlsx"):
         filename, mimetype, content = self._iot_detail_file(file_format)

@@ -1,29 +1,25 @@
 from decimal import Decimal
 
-from odoo.tests import TransactionCase, freeze_time
+from odoo.addons.iot_contract.tests.common import IotContractCommon
+from odoo.tests import freeze_time
 
 
-class IotGroupingCommon(TransactionCase):
+class IotGroupingCommon(IotContractCommon):
+    """The contract test base, plus a 2-month plan at 9.99 (21% tax) with an energy rule,
+    and two site tags; fleets are activated on contracts of the customer."""
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.env = cls.env(context=dict(cls.env.context, tracking_disable=True))
-        cls.customer = cls.env["res.partner"].create({"name": "Grouping Customer", "is_company": True})
         cls.tax = cls.env["account.tax"].create(
             {"name": "IoT VAT 21%", "amount": 21, "amount_type": "percent", "type_tax_use": "sale"}
         )
-        cls.plan = cls.env["product.product"].create(
-            {"name": "Premium Fleet Subscription", "type": "service", "default_code": "GRP-PREMIUM",
-             "list_price": 9.99, "iot_is_plan": True, "iot_duration_months": 2,
-             "taxes_id": [(6, 0, cls.tax.ids)]}
-        )
+        cls.plan = cls._create_plan("Premium Fleet Subscription", "GRP-PREMIUM", 9.99, cls.tax, iot_duration_months=2)
         cls.metric = cls.env.ref("iot_usage.metric_kwh")
         cls.energy = cls.env["iot.usage.calculator"].create(
             {"name": "Energy", "product_tmpl_id": cls.plan.product_tmpl_id.id, "metric_id": cls.metric.id,
              "pricing": "per_unit", "unit_price": 0.00005}
         )
-        cls.type_light = cls.env["iot_billing.device.type"].create({"name": "Light", "code": "grp_light"})
-        cls.type_meter = cls.env["iot_billing.device.type"].create({"name": "Meter", "code": "grp_meter"})
         cls.tag_north = cls.env["iot_billing.device.tag"].create({"name": "North site"})
         cls.tag_south = cls.env["iot_billing.device.tag"].create({"name": "South site"})
 
@@ -41,7 +37,8 @@ class IotGroupingCommon(TransactionCase):
     def _activate(cls, reference, identifiers, date_start):
         Device = cls.env["iot_billing.device"]
         Device.api_register([
-            {"identifier": identifier, "device_type": "grp_light" if n % 2 else "grp_meter"}
+            {"identifier": identifier,
+             "device_type": cls.device_type_light.code if n % 2 else cls.device_type_meter.code}
             for n, identifier in enumerate(identifiers)
         ])
         result = Device.api_activate([
@@ -52,8 +49,9 @@ class IotGroupingCommon(TransactionCase):
         assert not errors, errors[:3]
 
     def _run(self, date):
+        """A billing run on ``date`` by the Billing user; it must bill every contract."""
         with freeze_time(date):
-            result = self.env["iot.billing.run"].api_run(date)
+            result = self._run_billing(date)
         self.assertFalse(result["errors"], result["errors"])
         return self.env["account.move"].browse(result["invoice_ids"])
 

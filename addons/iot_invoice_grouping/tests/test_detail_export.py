@@ -69,11 +69,8 @@ class TestDetailExport(IotGroupingCommon):
 
     def test_who_cannot_read_the_invoice_cannot_read_its_detail(self):
         invoice = self._invoice()
-        integration = new_test_user(
-            self.env, login="grp_integration", groups="base.group_portal,iot_device.group_iot_integration"
-        )
         with self.assertRaises(AccessError):
-            self.env["account.move"].with_user(integration).api_iot_invoice_detail(invoice.id, "csv")
+            self.env["account.move"].with_user(self.integration_user).api_iot_invoice_detail(invoice.id, "csv")
         other_company = self.env["res.company"].create({"name": "Grouping Co B"})
         accountant_b = new_test_user(
             self.env, login="grp_accountant_b", groups="account.group_account_invoice",

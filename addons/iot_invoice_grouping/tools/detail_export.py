@@ -85,7 +85,7 @@ def iter_detail_rows(cr, move_id, lang):
             yield row[:8] + tuple(Decimal(value) for value in row[8:11]) + row[11:]
 
 
-def write_csv(rows, stream):
+def write_csv(rows, stream, total_label="Total"):
     """Write the rows and a totals row; return (row count, total amount)."""
     writer = csv.writer(stream)
     writer.writerow([label for _key, label, _width in COLUMNS])
@@ -94,17 +94,17 @@ def write_csv(rows, stream):
         writer.writerow(["" if value is None else value for value in row])
         count += 1
         total += row[10]
-    writer.writerow(["Total", "", "", "", "", "", "", "", "", "", total, "", "%d rows" % count])
+    writer.writerow([total_label, "", "", "", "", "", "", "", "", "", total, "", "%d rows" % count])
     return count, total
 
 
-def csv_bytes(rows):
+def csv_bytes(rows, total_label="Total"):
     text = io.StringIO()
-    write_csv(rows, text)
+    write_csv(rows, text, total_label)
     return text.getvalue().encode("utf-8-sig")  # the BOM makes spreadsheets read UTF-8
 
 
-def xlsx_bytes(rows, title, currency_format, invoice_lines):
+def xlsx_bytes(rows, title, currency_format, invoice_lines, total_label="Total"):
     """XLSX in constant-memory mode: rows go to disk as they are written.
 
     The detail sheet carries the invoice line's number; the line labels, the same
@@ -146,7 +146,7 @@ def xlsx_bytes(rows, title, currency_format, invoice_lines):
             sheet.write_number(row_index, 11, line)
         total += amount
         row_index += 1
-    sheet.write_string(row_index, 0, "Total", bold)
+    sheet.write_string(row_index, 0, total_label, bold)
     # The exact total is written as a number, not a formula, so it reads the same everywhere.
     sheet.write_number(row_index, 10, float(total), money)
     sheet.write_string(row_index, 11, "%d rows" % (row_index - 2), bold)

@@ -8,6 +8,7 @@ from odoo.addons.iot_device.tools import (
     optional_payload,
     parse_utc_timestamp,
     require_entry,
+    require_identifier,
     require_text,
     storable_text,
 )
@@ -168,7 +169,7 @@ class IotUsage(models.Model):
     def _parse_reading(self, entry):
         require_entry(entry)
         return {
-            "identifier": require_text(entry, "identifier", 128),
+            "identifier": require_identifier(entry),
             "metric": require_text(entry, "metric", 64),
             "quantity": parse_quantity(entry.get("quantity")),
             "timestamp": parse_utc_timestamp(entry.get("timestamp")),

@@ -32,10 +32,17 @@ PRICINGS = [
 # ``date_to`` (included) bound the events counted and, without a schedule, the readings;
 # ``schedule_id``: when set, the readings are those assigned to that schedule (billing:
 # late readings included, readings already invoiced excluded).
-UsageScope = namedtuple("UsageScope", "key calculators currency device_id date_from date_to schedule_id")
+# ``convert``: for a rule, the function that turns its prices into billed prices (or None);
+# ``proration``: the share of a full billing period the scope covers.
+UsageScope = namedtuple(
+    "UsageScope",
+    "key calculators currency device_id date_from date_to schedule_id convert proration",
+    defaults=(None, Decimal(1)),
+)
 # What one rule made of one scope: the measured quantity, the readings (or events) counted,
-# the quantity after the included allowance, and the amount in the scope's currency.
-Measure = namedtuple("Measure", "quantity count billable amount")
+# the quantity after the included allowance, the amount in the scope's currency and the
+# unit price billed (the rule's, converted).
+Measure = namedtuple("Measure", "quantity count billable amount unit_price")
 
 # Aggregations read from one grouped query per scope and metric; the others need the
 # rule's own parameters in the query (a payload key, a unit price).
@@ -83,6 +90,11 @@ class IotUsageCalculator(models.Model):
         digits=(20, 6), help="Free allowance per period, deducted before pricing."
     )
     minimum_amount = fields.Monetary(help="Charged when the period's amount is lower.")
+    prorate_partial_periods = fields.Boolean(
+        default=True,
+        help="A period shorter than the billing period (activation or termination in its course) "
+        "gets the included quantity and the minimum amount in proportion to its days, like the fixed fee.",
+    )
     rounding = fields.Selection(
         [("period", "Round the period's amount"), ("reading", "Round each reading's amount")],
         required=True,
@@ -149,9 +161,14 @@ class IotUsageCalculator(models.Model):
         special = {}
         for calculator in calculators:
             special.update(calculator._measure_special(readings, scopes))
+        terms = {calculator.id: calculator._terms() for calculator in calculators}
+        steps = {}
         measures = {}
         for scope in scopes:
+            if scope.currency not in steps:
+                steps[scope.currency] = self._currency_step(scope.currency)
             for calculator in scope.calculators:
+                rule = terms[calculator.id]
                 reading_amount = None
                 if (scope.key, calculator.id) in special:
                     quantity, count, reading_amount = special[scope.key, calculator.id]
@@ -159,12 +176,16 @@ class IotUsageCalculator(models.Model):
                     values = plain.get((scope.key, calculator.metric_id.id), {})
                     quantity, count = values.get(calculator.aggregation), values.get("count", 0)
                 quantity = to_decimal(quantity).quantize(QUANTITY_STEP)
-                amount = calculator._price(
-                    quantity, scope.currency,
+                convert = scope.convert(calculator) if scope.convert else None
+                amount = price_amount(
+                    rule, quantity, steps[scope.currency],
                     reading_amounts=None if reading_amount is None else [reading_amount],
+                    convert=convert, proration=scope.proration,
                 )
-                billable = max(Decimal(0), quantity - to_decimal(calculator.included_quantity))
-                measures[scope.key, calculator.id] = Measure(quantity, count or 0, billable, amount)
+                measures[scope.key, calculator.id] = Measure(
+                    quantity, count or 0, billable_quantity(rule, quantity, scope.proration), amount,
+                    (convert or _same_price)(rule.unit_price),
+                )
         return measures
 
     @api.model
@@ -237,18 +258,20 @@ class IotUsageCalculator(models.Model):
             return {(key, self.id): (quantity, count, None) for key, quantity, count in rows}
         if self.rounding == "reading":
             result = {}
-            scopes_by_step = {}
+            keys_by_terms = {}
             for scope in scopes:
                 if self in scope.calculators:
-                    scopes_by_step.setdefault(self._currency_step(scope.currency), set()).add(scope.key)
-            for step, keys in scopes_by_step.items():
+                    convert = (scope.convert(self) if scope.convert else None) or _same_price
+                    terms = (self._currency_step(scope.currency), convert(to_decimal(self.unit_price)))
+                    keys_by_terms.setdefault(terms, set()).add(scope.key)
+            for (step, price), keys in keys_by_terms.items():
                 rows = self.env.execute_query(SQL(
                     """WITH reading AS (%s)
                        SELECT reading.key, sum(reading.quantity)::text, count(*),
                               sum(round(reading.quantity * %s / %s) * %s)::text
                          FROM reading WHERE reading.metric_id = %s AND reading.key = ANY(%s)
                         GROUP BY reading.key""",
-                    readings, to_decimal(self.unit_price), step, step, self.metric_id.id, list(keys),
+                    readings, price, step, step, self.metric_id.id, list(keys),
                 ))
                 result.update({
                     (key, self.id): (quantity, count, Decimal(amount)) for key, quantity, count, amount in rows
@@ -259,67 +282,112 @@ class IotUsageCalculator(models.Model):
     # ------------------------------------------------------------------
     # Pricing: exact Decimal arithmetic, one rounding to the currency at the end
     # ------------------------------------------------------------------
+    def _terms(self):
+        """The rule's pricing parameters as exact decimals, read once for a whole set of periods."""
+        self.ensure_one()
+        return RuleTerms(
+            pricing=self.pricing,
+            per_reading=self.rounding == "reading",
+            unit_price=to_decimal(self.unit_price),
+            included=to_decimal(self.included_quantity),
+            minimum=to_decimal(self.minimum_amount),
+            package_size=to_decimal(self.package_size),
+            prorate=self.prorate_partial_periods,
+            tiers=tuple(sorted(
+                (to_decimal(t.from_quantity), to_decimal(t.unit_price), to_decimal(t.flat_fee)) for t in self.tier_ids
+            )),
+        )
+
     def _currency_step(self, currency):
         return to_decimal(currency.rounding)
 
     def _round_amount(self, amount, currency):
-        step = self._currency_step(currency)
-        return (amount / step).quantize(Decimal(1), rounding=ROUND_HALF_UP) * step
+        return round_to_step(amount, self._currency_step(currency))
 
-    def _price(self, quantity, currency, reading_amounts=None):
-        """Amount for a period's aggregated quantity, rounded to the currency.
+    def _billable(self, quantity, proration=1):
+        """Quantity after the included allowance, prorated for a partial period when the rule says so."""
+        return billable_quantity(self._terms(), quantity, proration)
 
-        ``reading_amounts``: the period's rounded per-reading amounts, used
-        instead of the quantity when the rule rounds per reading.
-        """
-        self.ensure_one()
-        quantity = to_decimal(quantity)
-        unit_price = to_decimal(self.unit_price)
-        billable = max(Decimal(0), quantity - to_decimal(self.included_quantity))
-        if self.rounding == "reading" and reading_amounts is not None:
-            amount = sum(reading_amounts, Decimal(0))
-        elif self.pricing == "per_unit":
-            amount = billable * unit_price
-        elif self.pricing == "package":
-            packages = (billable / to_decimal(self.package_size)).to_integral_value(rounding=ROUND_CEILING)
-            amount = packages * unit_price
-        elif self.pricing == "flat":
-            amount = unit_price if billable > 0 else Decimal(0)
-        else:
-            amount = self._price_tiers(billable)
-        amount = self._round_amount(amount, currency)
-        minimum = to_decimal(self.minimum_amount)
-        return max(amount, minimum) if minimum else amount
-
-    def _price_tiers(self, billable):
-        """Graduated: each tier prices the units inside it. Volume: the tier the whole
-        quantity reaches prices every unit. A tier starting at N applies above N."""
-        tiers = sorted(
-            ((to_decimal(t.from_quantity), to_decimal(t.unit_price), to_decimal(t.flat_fee))
-             for t in self.tier_ids),
-            key=lambda tier: tier[0],
+    def _price(self, quantity, currency, reading_amounts=None, convert=None, proration=1):
+        """Amount for a period's aggregated quantity, rounded to ``currency`` (see ``price_amount``)."""
+        return price_amount(
+            self._terms(), quantity, self._currency_step(currency), reading_amounts, convert, proration
         )
-        if not tiers or billable <= 0:
-            return Decimal(0)
-        if self.pricing == "volume":
-            reached = [tier for tier in tiers if billable > tier[0]] or tiers[:1]
-            _start, price, fee = reached[-1]
-            return billable * price + fee
-        amount = Decimal(0)
-        for position, (start, price, fee) in enumerate(tiers):
-            if billable <= start:
-                break
-            end = tiers[position + 1][0] if position + 1 < len(tiers) else None
-            units = (min(billable, end) if end is not None else billable) - start
-            amount += units * price + fee
-        return amount
-
-    def _reading_amount(self, quantity, currency):
-        """One reading's amount under per-reading rounding."""
-        return self._round_amount(to_decimal(quantity) * to_decimal(self.unit_price), currency)
 
     def _unit_label(self):
         self.ensure_one()
         if self.source == "event":
             return self.event_type
         return self.metric_id.uom_id.name or self.metric_id.code
+
+
+# A rule's pricing parameters, exact (see IotUsageCalculator._terms).
+RuleTerms = namedtuple("RuleTerms", "pricing per_reading unit_price included minimum package_size prorate tiers")
+
+
+def _same_price(price):
+    return price
+
+
+def round_to_step(amount, step):
+    """Round half up to a multiple of ``step`` (a currency's rounding: 0.01, 0.001, 0.05...)."""
+    return (amount / step).quantize(Decimal(1), rounding=ROUND_HALF_UP) * step
+
+
+def billable_quantity(terms, quantity, proration=1):
+    """Quantity after the included allowance, prorated for a partial period when the rule says so."""
+    included = terms.included
+    if terms.prorate:
+        included = (included * to_decimal(proration)).quantize(QUANTITY_STEP, rounding=ROUND_HALF_UP)
+    return max(Decimal(0), to_decimal(quantity) - included)
+
+
+def price_amount(terms, quantity, step, reading_amounts=None, convert=None, proration=1):
+    """Amount of a period's aggregated quantity under a rule, rounded half up to ``step``.
+
+    ``reading_amounts``: the period's rounded per-reading amounts, used instead of the
+    quantity when the rule rounds per reading. ``convert``: turns one of the rule's prices
+    (unit and tier prices, tier fees, the flat amount, the minimum) into the price billed
+    (fiscal position, currency); unchanged when empty. ``proration``: the share of a full
+    billing period the period covers; the included quantity and the minimum follow it when
+    the rule prorates partial periods.
+    """
+    convert = convert or _same_price
+    unit_price = convert(terms.unit_price)
+    billable = billable_quantity(terms, quantity, proration)
+    if terms.per_reading and reading_amounts is not None:
+        amount = sum(reading_amounts, Decimal(0))
+    elif terms.pricing == "per_unit":
+        amount = billable * unit_price
+    elif terms.pricing == "package":
+        amount = (billable / terms.package_size).to_integral_value(rounding=ROUND_CEILING) * unit_price
+    elif terms.pricing == "flat":
+        amount = unit_price if billable > 0 else Decimal(0)
+    else:
+        amount = _tiers_amount(terms, billable, convert)
+    amount = round_to_step(amount, step)
+    minimum = convert(terms.minimum)
+    if terms.prorate:
+        minimum *= to_decimal(proration)
+    minimum = round_to_step(minimum, step)
+    return max(amount, minimum) if minimum else amount
+
+
+def _tiers_amount(terms, billable, convert):
+    """Graduated: each tier prices the units inside it. Volume: the tier the whole
+    quantity reaches prices every unit. A tier starting at N applies above N."""
+    tiers = [(start, convert(price), convert(fee)) for start, price, fee in terms.tiers]
+    if not tiers or billable <= 0:
+        return Decimal(0)
+    if terms.pricing == "volume":
+        reached = [tier for tier in tiers if billable > tier[0]] or tiers[:1]
+        _start, price, fee = reached[-1]
+        return billable * price + fee
+    amount = Decimal(0)
+    for position, (start, price, fee) in enumerate(tiers):
+        if billable <= start:
+            break
+        end = tiers[position + 1][0] if position + 1 < len(tiers) else None
+        units = (min(billable, end) if end is not None else billable) - start
+        amount += units * price + fee
+    return amount

@@ -1,7 +1,7 @@
-from collections import defaultdict
 from decimal import Decimal
 
 from odoo import api, fields, models
+from odoo.addons.iot_contract.tools import period_share
 from odoo.addons.iot_device.tools import to_decimal
 from odoo.tools import SQL
 
@@ -49,15 +49,45 @@ class IotUsageValuation(models.Model):
         Replaces their valuations and writes each schedule's usage figures, in a few
         statements for the whole set.
         """
-        calculators_by_schedule = self._calculators_by_schedule(schedules)
-        scopes = [
-            UsageScope(
-                key=schedule.id, calculators=calculators_by_schedule[schedule.id], currency=schedule.currency_id,
-                device_id=schedule.device_id.id, date_from=schedule.date_from, date_to=schedule.date_to,
-                schedule_id=schedule.id,
-            )
-            for schedule in schedules
-        ]
+        # What the scopes need of each schedule, in one query: a fleet's run values one
+        # schedule per device, and per-record ORM reads would cost more than the valuation.
+        schedules.flush_model()
+        self.env["iot.contract.item"].flush_model(["billing_period"])
+        self.env["iot.contract"].flush_model(["fiscal_position_id"])
+        facts = self.env.execute_query(SQL(
+            """
+            SELECT schedule.id, schedule.contract_item_id, product.product_tmpl_id, schedule.product_id,
+                   schedule.company_id, contract.fiscal_position_id, schedule.currency_id, schedule.invoice_date,
+                   schedule.device_id, schedule.date_from, schedule.date_to, item.billing_period
+              FROM iot_invoicing_schedule schedule
+              JOIN iot_contract_item item ON item.id = schedule.contract_item_id
+              JOIN iot_contract contract ON contract.id = schedule.contract_id
+              JOIN product_product product ON product.id = schedule.product_id
+             WHERE schedule.id = ANY(%s)
+            """,
+            schedules.ids,
+        ))
+        calculators = self._calculators(facts)
+        no_rules = self.env["iot.usage.calculator"]
+        price_terms = PriceTerms(self.env)
+        currencies, shares = {}, {}
+        scopes = []
+        for (
+            schedule_id, item_id, template_id, plan_id, company_id, fiscal_position_id, currency_id, invoice_date,
+            device_id, date_from, date_to, billing_period,
+        ) in facts:
+            if currency_id not in currencies:
+                currencies[currency_id] = self.env["res.currency"].browse(currency_id)
+            period = (date_from, date_to, billing_period)
+            if period not in shares:
+                shares[period] = period_share(*period)
+            rules = calculators.get(item_id) or calculators.get(("plan", template_id), no_rules)
+            scopes.append(UsageScope(
+                key=schedule_id, calculators=rules,
+                currency=currencies[currency_id], device_id=device_id, date_from=date_from, date_to=date_to,
+                schedule_id=schedule_id, proration=shares[period],
+                convert=price_terms.converter(plan_id, company_id, fiscal_position_id, currency_id, invoice_date),
+            ))
         measures = self.env["iot.usage.calculator"]._evaluate(scopes)
         rows = [
             (scope.key, calculator, measures[scope.key, calculator.id])
@@ -67,23 +97,19 @@ class IotUsageValuation(models.Model):
         self._replace(schedules, rows)
 
     @api.model
-    def _calculators_by_schedule(self, schedules):
-        """Rules per schedule: the item's own when it has some, else its plan's."""
+    def _calculators(self, facts):
+        """Rules by contract item id (the item's own) and by ``("plan", template id)``: an item
+        with rules of its own is valued by them, else by its plan's."""
         Calculator = self.env["iot.usage.calculator"]
-        own_by_item, by_plan = defaultdict(list), defaultdict(list)
-        for calculator in Calculator.search([("contract_item_id", "in", schedules.contract_item_id.ids)]):
-            own_by_item[calculator.contract_item_id.id].append(calculator)
-        for calculator in Calculator.search([("product_tmpl_id", "in", schedules.product_id.product_tmpl_id.ids)]):
-            by_plan[calculator.product_tmpl_id.id].append(calculator)
-        return {
-            schedule.id: Calculator.union(
-                *(
-                    own_by_item.get(schedule.contract_item_id.id)
-                    or by_plan.get(schedule.product_id.product_tmpl_id.id, [])
-                )
-            )
-            for schedule in schedules
-        }
+        item_ids = list({row[1] for row in facts})
+        template_ids = list({row[2] for row in facts})
+        rules = {}
+        for calculator in Calculator.search([("contract_item_id", "in", item_ids)]):
+            rules[calculator.contract_item_id.id] = rules.get(calculator.contract_item_id.id, Calculator) | calculator
+        for calculator in Calculator.search([("product_tmpl_id", "in", template_ids)]):
+            key = ("plan", calculator.product_tmpl_id.id)
+            rules[key] = rules.get(key, Calculator) | calculator
+        return rules
 
     @api.model
     def _replace(self, schedules, rows):
@@ -115,7 +141,7 @@ class IotUsageValuation(models.Model):
                     "sequences": [calculator.sequence for _s, calculator, _m in rows],
                     "quantities": [measure.quantity for _s, _c, measure in rows],
                     "billables": [measure.billable for _s, _c, measure in rows],
-                    "unit_prices": [to_decimal(calculator.unit_price) for _s, calculator, _m in rows],
+                    "unit_prices": [measure.unit_price for _s, _c, measure in rows],
                     "amounts": [measure.amount for _s, _c, measure in rows],
                     "counts": [measure.count for _s, _c, measure in rows],
                 },
@@ -239,6 +265,65 @@ class IotUsageValuation(models.Model):
             ([valuation_id for valuation_id, _l in pairs], [line_id for _v, line_id in pairs]),
         )
         self.invalidate_model(["move_line_id"])
+
+
+class PriceTerms:
+    """How a rule's prices become the prices billed on a schedule, as Odoo would price a manual
+    invoice line of the same product: a price-included tax mapped by the contract's fiscal
+    position to another tax adapts the price (``_get_tax_included_unit_price_from_price``), then
+    the price is converted from the company's currency into the contract's at the schedule's
+    invoice date, unrounded; the amount is rounded in the contract's currency."""
+
+    def __init__(self, env):
+        self.env = env
+        self._rates = {}
+        self._converters = {}
+        self._rule_products = {}
+
+    def converter(self, plan_id, company_id, fiscal_position_id, currency_id, date):
+        """``calculator -> (price -> billed price, or None when unchanged)`` for one schedule."""
+        context = (company_id, fiscal_position_id, currency_id, date)
+
+        def for_rule(calculator):
+            if calculator.id not in self._rule_products:
+                self._rule_products[calculator.id] = calculator.invoice_product_id.id
+            key = (self._rule_products[calculator.id] or plan_id, *context)
+            if key not in self._converters:
+                self._converters[key] = self._make(*key)
+            return self._converters[key]
+
+        return for_rule
+
+    def _make(self, product_id, company_id, fiscal_position_id, currency_id, date):
+        product = self.env["product.product"].browse(product_id)
+        company = self.env["res.company"].browse(company_id)
+        fiscal_position = self.env["account.fiscal.position"].browse(fiscal_position_id)
+        currency = self.env["res.currency"].browse(currency_id)
+        taxes = product.taxes_id._filter_taxes_by_company(company)
+        adapt = bool(fiscal_position and taxes and fiscal_position.map_tax(taxes) != taxes)
+        rate = self._rate(company, currency, date)
+        if not adapt and rate == 1:
+            return None
+
+        def convert(price):
+            if adapt and price:
+                adapted = product._get_tax_included_unit_price_from_price(
+                    float(price), taxes, fiscal_position=fiscal_position
+                )
+                price = to_decimal(adapted)
+            return price * rate
+
+        return convert
+
+    def _rate(self, company, currency, date):
+        key = (company, currency, date)
+        if key not in self._rates:
+            source = company.currency_id
+            self._rates[key] = (
+                Decimal(1) if currency == source
+                else to_decimal(source._get_conversion_rate(source, currency, company, date))
+            )
+        return self._rates[key]
 
 
 def _format_quantity(quantity):

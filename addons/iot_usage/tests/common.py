@@ -1,24 +1,23 @@
-from odoo.tests import TransactionCase, new_test_user
+from odoo.addons.iot_contract.tests.common import IotContractCommon
+from odoo.tests import freeze_time
 
 
-class IotUsageCommon(TransactionCase):
+class IotUsageCommon(IotContractCommon):
+    """The contract test base, plus the usage metrics and three registered devices U-1..U-3
+    of the customer (pending, on no contract)."""
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.env = cls.env(context=dict(cls.env.context, tracking_disable=True))
         cls.Usage = cls.env["iot.usage"]
         cls.metric_kwh = cls.env.ref("iot_usage.metric_kwh")
         cls.metric_messages = cls.env.ref("iot_usage.metric_messages")
-        cls.integration_user = new_test_user(
-            cls.env, login="usage_integration", groups="base.group_portal,iot_device.group_iot_integration"
-        )
         cls.api = cls.Usage.with_user(cls.integration_user)
-        cls.customer = cls.env["res.partner"].create({"name": "Usage Customer", "is_company": True})
-        cls.env["iot_billing.device"].with_user(cls.integration_user).api_register(
+        cls.Device.with_user(cls.integration_user).api_register(
             [{"identifier": "U-%d" % number, "partner": cls.customer.id} for number in range(1, 4)]
         )
         cls.device_1, cls.device_2, cls.device_3 = (
-            cls.env["iot_billing.device"].search([("identifier", "=", "U-%d" % number)]) for number in range(1, 4)
+            cls.Device.search([("identifier", "=", "U-%d" % number)]) for number in range(1, 4)
         )
 
     def _reading(self, identifier="U-1", quantity="1", timestamp="2022-04-14T10:00:00Z", message_id=None,
@@ -28,3 +27,8 @@ class IotUsageCommon(TransactionCase):
             identifier=identifier, metric=metric, quantity=quantity, timestamp=timestamp,
             message_id=message_id or "msg-%d" % self._counter, **extra
         )
+
+    def _run(self, date):
+        """A billing run on ``date`` by the Billing user, as the accountant would start it."""
+        with freeze_time(date):
+            return self._run_billing(date)

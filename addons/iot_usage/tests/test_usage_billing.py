@@ -10,10 +10,7 @@ class TestUsageBilling(IotUsageCommon):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.plan = cls.env["product.product"].create(
-            {"name": "Metered Fleet Plan", "type": "service", "default_code": "METERED", "list_price": 15.0,
-             "iot_is_plan": True, "iot_duration_months": 12, "taxes_id": [(5, 0, 0)]}
-        )
+        cls.plan = cls._create_plan("Metered Fleet Plan", "METERED", 15.0)
         cls.calculator = cls.env["iot.usage.calculator"].create(
             {"name": "Energy", "product_tmpl_id": cls.plan.product_tmpl_id.id, "metric_id": cls.metric_kwh.id,
              "pricing": "per_unit", "unit_price": 0.5}
@@ -33,10 +30,6 @@ class TestUsageBilling(IotUsageCommon):
         cls.item_1 = cls.device_1.contract_item_ids
         cls.april_1 = cls.item_1.schedule_ids.filtered(lambda s: str(s.date_from) == "2022-04-01")
         cls.may_1 = cls.item_1.schedule_ids.filtered(lambda s: str(s.date_from) == "2022-05-01")
-
-    def _run(self, date):
-        with freeze_time(date):
-            return self.env["iot.billing.run"].api_run(date)
 
     def test_seed_example_april_run(self):
         self.api.api_ingest([
@@ -92,6 +85,19 @@ class TestUsageBilling(IotUsageCommon):
         self.assertTrue(first["invoice_ids"])
         self.assertFalse(second["invoice_ids"])
         self.assertEqual(len(self.april_1.valuation_ids), 1)
+
+    def test_daily_cron_waits_for_the_grace_days(self):
+        self.env.company.iot_usage_grace_days = 2
+        self.api.api_ingest([self._reading(quantity="4", timestamp="2022-04-30T22:00:00Z", message_id="late-april")])
+        earlier_runs = self.env["iot.billing.run"].search([])
+        for day in ("2022-04-30", "2022-05-01", "2022-05-02", "2022-05-03"):
+            with freeze_time(day):
+                self.env["iot.billing.run"]._cron_run_billing()
+        # April (invoice date 30 April) is billed on 2 May, grace included; no run before nor after.
+        runs = self.env["iot.billing.run"].search([("id", "not in", earlier_runs.ids)])
+        self.assertEqual([str(day) for day in runs.mapped("date")], ["2022-05-02"])
+        self.assertEqual((self.april_1.state, self.april_1.usage_quantity), ("invoiced", 4))
+        self.assertEqual(self.may_1.state, "planned")
 
     def test_readings_outside_any_item_are_rejected_then_reprocessable(self):
         self.api.api_ingest([

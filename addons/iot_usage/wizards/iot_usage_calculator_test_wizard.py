@@ -10,10 +10,16 @@ class IotUsageCalculatorTestWizard(models.TransientModel):
     device_id = fields.Many2one("iot_billing.device", required=True)
     date_from = fields.Date(required=True)
     date_to = fields.Date(required=True)
-    currency_id = fields.Many2one(related="calculator_id.currency_id")
+    currency_id = fields.Many2one("res.currency", compute="_compute_currency_id")
     quantity = fields.Float(digits=(20, 6), compute="_compute_result")
     reading_count = fields.Integer(compute="_compute_result")
     amount = fields.Monetary(compute="_compute_result")
+
+    @api.depends("calculator_id")
+    def _compute_currency_id(self):
+        # A rule shared by every company has no currency of its own: the user's company's.
+        for wizard in self:
+            wizard.currency_id = wizard.calculator_id.currency_id or self.env.company.currency_id
 
     @api.depends("calculator_id", "device_id", "date_from", "date_to")
     def _compute_result(self):
@@ -28,7 +34,7 @@ class IotUsageCalculatorTestWizard(models.TransientModel):
         if not (calculator and self.device_id and self.date_from and self.date_to):
             return 0.0, 0, 0.0
         scope = UsageScope(
-            key=0, calculators=calculator, currency=calculator.currency_id, device_id=self.device_id.id,
+            key=0, calculators=calculator, currency=self.currency_id, device_id=self.device_id.id,
             date_from=self.date_from, date_to=self.date_to, schedule_id=False,
         )
         measure = calculator._evaluate([scope])[0, calculator.id]
