@@ -259,6 +259,13 @@ class IotContract(models.Model):
             vals["analytic_distribution"] = self.analytic_distribution
         return vals
 
+    def _iot_extra_invoice_lines(self, invoice_date):
+        """Hook: invoice line values to add to the contract's invoice of ``invoice_date``, beside
+        its schedules' lines (a fee, a charge). Called only when there is an invoice to build;
+        such lines bill no schedule part. Base: none."""
+        self.ensure_one()
+        return []
+
     def _iot_period_label(self, date_from, date_to, period_start, period_end):
         """'April 2022' for a full month, the dates otherwise."""
         if date_from == period_start and date_to == period_end and date_from.month == date_to.month:
@@ -306,6 +313,7 @@ class IotContract(models.Model):
                     # Nothing to bill for the period (no fee, no usage): close it without invoice.
                     period_schedules.write({"state": "invoiced"})
                     continue
+                lines += [(vals, []) for vals in contract._iot_extra_invoice_lines(invoice_date)]
                 move_vals = contract._iot_prepare_invoice_vals(invoice_date)
                 move_vals["iot_billing_run_id"] = run.id
                 move_vals["invoice_line_ids"] = [Command.create(vals) for vals, _members in lines]
