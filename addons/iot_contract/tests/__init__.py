@@ -6,3 +6,4 @@ from . import test_security
 from . import test_tour
 from . import test_bad_input_api
 from . import test_bulk_items
+from . import test_invoice_undo

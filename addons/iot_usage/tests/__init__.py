@@ -4,3 +4,4 @@ from . import test_usage_billing
 from . import test_bad_input_property
 from . import test_bad_input_unstorable
 from . import test_rule_wizard_matches_billing
+from . import test_usage_freed_periods
