@@ -4,7 +4,7 @@ from datetime import timedelta
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
-from ..tools import item_date_end, prorate, split_periods
+from ..tools import item_date_end, overlap_days, prorate, split_periods
 
 # Writing one of these fields re-plans the item's schedules (never the invoiced ones).
 SCHEDULE_FIELDS = {"date_start", "date_end", "duration_months", "price_unit", "billing_period"}
@@ -86,6 +86,7 @@ class IotContractItem(models.Model):
         index=True,
     )
     schedule_ids = fields.One2many("iot.invoicing.schedule", "contract_item_id", string="Schedules")
+    suspension_ids = fields.One2many("iot.contract.item.suspension", "item_id", string="Suspensions")
     schedule_count = fields.Integer(compute="_compute_schedule_count")
 
     def _check_company(self, fnames=None):
@@ -286,7 +287,16 @@ class IotContractItem(models.Model):
         """
         self.ensure_one()
         in_advance = self.contract_id.fixed_fee_timing == "advance"
-        key = (self.date_start, self.date_end, self.billing_period, in_advance, self.price_unit, self.currency_id)
+        days_off = self._iot_unbilled_intervals()
+        key = (
+            self.date_start,
+            self.date_end,
+            self.billing_period,
+            in_advance,
+            self.price_unit,
+            self.currency_id,
+            days_off,
+        )
         if periods_cache is not None and key in periods_cache:
             return periods_cache[key]
         periods = [
@@ -295,7 +305,13 @@ class IotContractItem(models.Model):
                 "date_to": date_to,
                 "invoice_date": period_start if in_advance else period_end,
                 "fixed_amount": prorate(
-                    self.price_unit, date_from, date_to, period_start, period_end, self.currency_id
+                    self.price_unit,
+                    date_from,
+                    date_to,
+                    period_start,
+                    period_end,
+                    self.currency_id,
+                    days_off=overlap_days(date_from, date_to, days_off),
                 ),
             }
             for date_from, date_to, period_start, period_end in split_periods(
@@ -305,6 +321,37 @@ class IotContractItem(models.Model):
         if periods_cache is not None:
             periods_cache[key] = periods
         return periods
+
+    def _iot_unbilled_intervals(self):
+        """Days the fixed fee is not billed: the suspensions, when the plan pauses fees."""
+        self.ensure_one()
+        if self.product_id.iot_suspended_fees != "pause":
+            return ()
+        return tuple(
+            (suspension.date_from, suspension.date_to or self.date_end)
+            for suspension in self.suspension_ids.sorted("date_from")
+        )
+
+    def _iot_suspend(self, date_from):
+        """Suspended from ``date_from`` (first day suspended) until resumed."""
+        self.write({"state": "suspended"})
+        self.env["iot.contract.item.suspension"].create(
+            [{"item_id": item.id, "date_from": date_from} for item in self]
+        )
+        self._iot_sync_paused()
+
+    def _iot_resume(self, date_resumed):
+        """Running again from ``date_resumed``: the open suspensions end the day before."""
+        self.write({"state": "running"})
+        open_suspensions = self.suspension_ids.filtered(lambda suspension: not suspension.date_to)
+        # Resumed on (or before) the day it was suspended: no day was suspended.
+        void = open_suspensions.filtered(lambda suspension: suspension.date_from >= date_resumed)
+        void.unlink()
+        (open_suspensions - void).write({"date_to": date_resumed - timedelta(days=1)})
+        self._iot_sync_paused()
+
+    def _iot_sync_paused(self):
+        self.filtered(lambda item: item.product_id.iot_suspended_fees == "pause")._sync_schedules()
 
     def _sync_schedules(self):
         """Bring the schedules in line with the items' dates and prices, set-based.

@@ -66,13 +66,14 @@ class IotDevice(models.Model):
     def _apply_transition(self, action, description=None):
         result = super()._apply_transition(action, description)
         items = self.sudo().contract_item_ids.filtered(lambda item: item.state != "terminated")
+        # The API's date of the transition, else today.
+        day = fields.Date.to_date(self.env.context.get("iot_transition_date") or fields.Date.context_today(self))
         if action == "suspend":
-            items.write({"state": "suspended"})
+            items._iot_suspend(day)
         elif action == "resume":
-            items.write({"state": "running"})
+            items._iot_resume(day)
         elif action == "terminate":
-            end = self.env.context.get("iot_termination_date") or fields.Date.context_today(self)
-            items._iot_terminate(fields.Date.to_date(end))
+            items._iot_terminate(day)
         return result
 
     def action_open_activate_wizard(self):
@@ -306,7 +307,7 @@ class IotDevice(models.Model):
             description = self.env._("%(what)s as of %(date)s", what=description, date=date)
         # sudo: the integration user may not read nor write contract items
         # (terminate prorates their schedules); access to devices is checked.
-        devices = self.sudo().with_context(iot_termination_date=date)
+        devices = self.sudo().with_context(iot_transition_date=date)
         devices._apply_transition(action, description)
 
     @api.model

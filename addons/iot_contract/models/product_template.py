@@ -17,7 +17,14 @@ class ProductTemplate(models.Model):
         default="monthly",
         required=True,
     )
-
+    iot_suspended_fees = fields.Selection(
+        [("continue", "Continue"), ("pause", "Pause")],
+        string="Fees While Suspended",
+        default="continue",
+        required=True,
+        help="Continue: a suspended device pays its fixed fee as usual. Pause: the days it is "
+        "suspended are not billed (periods not invoiced yet are prorated by days).",
+    )
     _sql_constraints = [
         (
             "iot_duration_months_positive",
