@@ -11,6 +11,7 @@
         "security/iot_contract_security.xml",
         "security/ir.model.access.csv",
         "data/iot_contract_cron.xml",
+        "data/iot_contract_item_cron.xml",
         "wizards/iot_device_activate_wizard_views.xml",
         "wizards/iot_billing_run_wizard_views.xml",
         "views/iot_contract_views.xml",

@@ -73,6 +73,13 @@ class IotContract(models.Model):
         default="arrears",
         help="In advance: a period is billed once it has started. In arrears: once it has ended.",
     )
+    end_of_term = fields.Selection(
+        [("plan", "As the Plan Says"), ("renew", "Renew"), ("end", "End")],
+        string="At End of Term",
+        required=True,
+        default="plan",
+        help="What happens to an item on its last day: the plan's choice, or this one for every item.",
+    )
     auto_post = fields.Boolean(
         string="Post Invoices",
         default=True,

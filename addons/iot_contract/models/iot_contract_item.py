@@ -11,6 +11,8 @@ SCHEDULE_FIELDS = {"date_start", "date_end", "duration_months", "price_unit", "b
 # From this many items, the company consistency check is one query (see _check_company).
 BULK_COMPANY_CHECK = 100
 BULK_CHECKED_FIELDS = {"contract_id", "device_id", "product_id"}
+# Items renewed or ended per call of the end-of-term cron (it is called again for the rest).
+END_OF_TERM_BATCH = 1000
 
 
 class IotContractItem(models.Model):
@@ -275,6 +277,71 @@ class IotContractItem(models.Model):
             by_end[max(min(item.date_end, date_end), item.date_start - timedelta(days=1))] |= item
         for end, items in by_end.items():
             items.write({"state": "terminated", "date_end": end})
+
+    # ------------------------------------------------------------------
+    # End of term (daily cron)
+    # ------------------------------------------------------------------
+    @api.model
+    def _end_of_term_domain(self, policy, today):
+        """Items due for ``policy`` on ``today``: renewed on their last day (the next term's
+        schedules exist before it starts), ended the day after it."""
+        return [
+            ("state", "!=", "terminated"),
+            ("date_end", "<=" if policy == "renew" else "<", today),
+            "|",
+            ("contract_id.end_of_term", "=", policy),
+            "&",
+            ("contract_id.end_of_term", "=", "plan"),
+            ("product_id.iot_end_of_term", "=", policy),
+        ]
+
+    @api.model
+    def _cron_end_of_term(self, batch_size=END_OF_TERM_BATCH):
+        """Renew or end the items whose term is over, a batch per call (the cron's progress API
+        calls again while some remain)."""
+        today = fields.Date.context_today(self)
+        done = 0
+        for policy in ("end", "renew"):
+            if done >= batch_size:
+                break
+            items = self.search(self._end_of_term_domain(policy, today), limit=batch_size - done, order="id")
+            if policy == "end":
+                items._iot_end_term()
+            else:
+                items._iot_renew(today)
+            done += len(items)
+        remaining = sum(self.search_count(self._end_of_term_domain(policy, today)) for policy in ("end", "renew"))
+        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
+        return done
+
+    def _iot_renew(self, today):
+        """Another term of ``duration_months`` (same plan and price) until the term covers ``today``."""
+        for (date_end, months), items in self.grouped(lambda item: (item.date_end, item.duration_months)).items():
+            new_end = date_end
+            while new_end <= today:
+                new_end = item_date_end(new_end + timedelta(days=1), months or 12)
+            items.write({"date_end": new_end})
+            description = self.env._("Term renewed until %(date)s", date=new_end)
+            items.device_id._log_events("renewed", description=description)
+            for contract, contract_items in items.grouped("contract_id").items():
+                contract.message_post(
+                    body=self.env._(
+                        "%(count)s item(s) renewed until %(date)s: %(names)s",
+                        count=len(contract_items),
+                        date=new_end,
+                        names=", ".join(contract_items[:20].mapped("name")),
+                    )
+                )
+
+    def _iot_end_term(self):
+        """The term is over: the item ends on its last day, its device is terminated (event, block command)."""
+        for date_end, items in self.grouped("date_end").items():
+            devices = items.device_id.filtered(lambda device: device.state != "terminated")
+            if devices:
+                devices.with_context(iot_transition_date=date_end)._apply_transition(
+                    "terminate", self.env._("Term ended on %(date)s", date=date_end)
+                )
+            (items - devices.contract_item_ids)._iot_terminate(date_end)
 
     # ------------------------------------------------------------------
     # Schedules
