@@ -2,8 +2,10 @@
 the IoT Billing group) against a real Odoo server on the demo database. Every test makes its own
 contract and device, billed in 2019, before any demo period."""
 
+import re
 import uuid
 import xmlrpc.client
+from datetime import date
 
 import pytest
 from bridge_fixtures import sql
@@ -70,3 +72,26 @@ def test_cancelled_invoice_is_billed_again_over_xmlrpc(billing_api, odoo_server)
     assert [(inv["amount_total"], inv["state"]) for inv in again] == [(15.0, "posted")]
     assert again[0]["id"] != first[0]["id"]
     assert _schedule(odoo_server.db, item, "2019-01-01")[:2] == ("invoiced", again[0]["id"])
+
+
+def test_termination_credits_the_unused_days_over_xmlrpc(billing_api, odoo_server):
+    identifier, contract, item = _contract_with_device(odoo_server, billing_api, fixed_fee_timing="advance")
+    invoice = _invoices_of(billing_api, billing_api("iot.billing.run", "api_run", "2019-01-01"), contract)
+    assert [(inv["amount_total"], inv["state"]) for inv in invoice] == [(15.0, "posted")]
+
+    answer = billing_api("iot_billing.device", "api_terminate", [{"identifier": identifier, "date": "2019-01-10"}])
+    assert answer == [{"identifier": identifier, "state": "terminated"}]
+    refunds = billing_api("account.move", "search_read", [("iot_contract_id", "=", contract)],
+                          ["name", "move_type", "state", "amount_total", "reversed_entry_id", "invoice_date"])
+    assert len(refunds) == 1
+    refund = refunds[0]
+    today = date.today()
+    # 21 unused days of 31: 15.00 - round(15.00 x 10 / 31) = 15.00 - 4.84
+    assert (refund["move_type"], refund["state"], refund["amount_total"]) == ("out_refund", "posted", 10.16)
+    assert refund["reversed_entry_id"][0] == invoice[0]["id"]
+    assert refund["invoice_date"] == today.isoformat()
+    assert re.fullmatch(r"RINV/%04d/%02d/\d{4}" % (today.year, today.month), refund["name"]), refund["name"]
+    credit_line = sql(odoo_server.db, "SELECT credit_line_id FROM iot_invoicing_schedule "
+                                      "WHERE contract_item_id = %s AND date_from = '2019-01-01'", (item,))[0][0]
+    assert sql(odoo_server.db, "SELECT move_id FROM account_move_line WHERE id = %s", (credit_line,))[0][0] == (
+        refund["id"])

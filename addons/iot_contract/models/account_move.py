@@ -15,6 +15,14 @@ class AccountMove(models.Model):
     iot_billing_run_id = fields.Many2one(
         "iot.billing.run", string="Billing Run", readonly=True, copy=False, index="btree_not_null"
     )
+    iot_contract_id = fields.Many2one(
+        "iot.contract",
+        string="IoT Contract",
+        readonly=True,
+        copy=False,
+        index="btree_not_null",
+        help="The contract whose termination issued this credit note.",
+    )
 
     def _iot_monthly_numbering(self):
         return self.journal_id.iot_monthly_sequence and self.move_type in (
@@ -69,6 +77,19 @@ class AccountMove(models.Model):
         schedules.write({"state": "planned", "invoice_id": False, "fixed_line_id": False})
         schedules.contract_item_id._sync_schedules()
 
+    def _iot_check_no_termination_credit(self):
+        """Billed again on its new dates, a freed period would keep a credit for days no longer billed."""
+        schedules = self.env["iot.invoicing.schedule"].sudo().search([("invoice_id", "in", self.ids)])
+        credited = schedules.credit_line_id.move_id.filtered(lambda refund: refund.state == "posted")
+        if credited:
+            raise UserError(
+                self.env._(
+                    "Credit note %(refund)s gave back part of this invoice after a termination: "
+                    "cancel it first, then this invoice.",
+                    refund=credited[0].display_name,
+                )
+            )
+
     def _iot_freed_invoices(self):
         """The IoT invoices among these whose periods were freed (cancelled, fully credited)."""
         run_invoices = self.filtered(lambda move: move.move_type == "out_invoice" and move.iot_billing_run_id)
@@ -83,8 +104,14 @@ class AccountMove(models.Model):
         return run_invoices.filtered(lambda move: move.id not in billing)
 
     def button_cancel(self):
+        self._iot_check_no_termination_credit()
         result = super().button_cancel()
-        self.filtered(lambda move: move.state == "cancel")._iot_free_periods()
+        cancelled = self.filtered(lambda move: move.state == "cancel")
+        cancelled._iot_free_periods()
+        # A cancelled termination credit gives nothing back: the schedule may be credited anew.
+        self.env["iot.invoicing.schedule"].sudo().search(
+            [("credit_line_id", "in", cancelled.filtered(lambda move: move.move_type == "out_refund").line_ids.ids)]
+        ).write({"credit_line_id": False})
         # account returns None, which XML-RPC cannot send back: accountants cancel over RPC too.
         return True if result is None else result
 
@@ -102,6 +129,7 @@ class AccountMove(models.Model):
 
     @api.ondelete(at_uninstall=False)
     def _iot_unlink_free_periods(self):
+        self._iot_check_no_termination_credit()
         self._iot_free_periods()
 
     def _post(self, soft=True):

@@ -153,8 +153,13 @@ class IotContract(models.Model):
                 ["invoice_id:count_distinct"],
             )
         )
+        credit_notes = dict(
+            self.env["account.move"]._read_group(
+                [("iot_contract_id", "in", self.ids)], ["iot_contract_id"], ["__count"]
+            )
+        )
         for contract in self:
-            contract.invoice_count = counts.get(contract, 0)
+            contract.invoice_count = counts.get(contract, 0) + credit_notes.get(contract, 0)
 
     @api.depends("name", "reference")
     def _compute_display_name(self):
@@ -202,7 +207,7 @@ class IotContract(models.Model):
             self.env["iot.invoicing.schedule"]
             .search([("contract_id", "=", self.id), ("invoice_id", "!=", False)])
             .invoice_id
-        )
+        ) | self.env["account.move"].search([("iot_contract_id", "=", self.id)])
         return self._action_view(
             "account.action_move_out_invoice_type",
             [("id", "in", invoices.ids)],

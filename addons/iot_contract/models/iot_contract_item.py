@@ -1,10 +1,10 @@
 from collections import defaultdict
 from datetime import timedelta
 
-from odoo import api, fields, models
+from odoo import Command, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
-from ..tools import item_date_end, overlap_days, prorate, split_periods
+from ..tools import item_date_end, overlap_days, period_bounds, prorate, split_periods
 
 # Writing one of these fields re-plans the item's schedules (never the invoiced ones).
 SCHEDULE_FIELDS = {"date_start", "date_end", "duration_months", "price_unit", "billing_period"}
@@ -277,6 +277,93 @@ class IotContractItem(models.Model):
             by_end[max(min(item.date_end, date_end), item.date_start - timedelta(days=1))] |= item
         for end, items in by_end.items():
             items.write({"state": "terminated", "date_end": end})
+        self.browse().union(*by_end.values())._iot_credit_unused_fees()
+
+    def _iot_credit_unused_fees(self):
+        """Credit the fixed fees already invoiced for days after the items' end (billed in
+        advance, or a termination dated back): ``fee invoiced - fee of the days kept``, one
+        credit note per invoice, dated today. Draft invoices are not credited (edit them)."""
+        candidates = self.env["iot.invoicing.schedule"].search(
+            [
+                ("contract_item_id", "in", self.ids),
+                ("state", "=", "invoiced"),
+                ("fixed_line_id.parent_state", "=", "posted"),
+                ("credit_line_id", "=", False),
+            ]
+        )
+        credits = defaultdict(list)  # invoice -> [(schedule, amount, date_from)]
+        for item, schedules in candidates.grouped("contract_item_id").items():
+            kept = {vals["date_from"]: vals["fixed_amount"] for vals in item._iot_schedule_periods()}
+            for schedule in schedules:
+                if schedule.date_to <= item.date_end:
+                    continue
+                currency = schedule.currency_id
+                amount = currency.round(schedule.fixed_amount - kept.get(schedule.date_from, 0.0))
+                if currency.compare_amounts(amount, 0.0) > 0:
+                    credits[schedule.invoice_id].append(
+                        (schedule, amount, max(schedule.date_from, item.date_end + timedelta(days=1)))
+                    )
+        if credits:
+            self._iot_create_credit_notes(credits)
+
+    def _iot_create_credit_notes(self, credits):
+        """``credits``: invoice -> [(schedule, amount, first unused day)]. Lines take the product,
+        taxes and analytics of the invoice line they credit; the schedule records its credit line.
+
+        sudo: terminating is a fleet manager's act (or the API's); the credit note it implies
+        follows from invoices the billing engine made, as those did.
+        """
+        today = fields.Date.context_today(self)
+        move_vals_list, members = [], []
+        for invoice, invoice_credits in credits.items():
+            contract = invoice_credits[0][0].contract_id
+            lines = []
+            for schedule, amount, date_from in invoice_credits:
+                billed = schedule.fixed_line_id
+                period_start, period_end = period_bounds(schedule.date_from, schedule.contract_item_id.billing_period)
+                label = contract._iot_period_label(date_from, schedule.date_to, period_start, period_end)
+                vals = {
+                    "display_type": "product",
+                    "product_id": billed.product_id.id,
+                    "name": self.env._(
+                        "%(item)s — %(plan)s — %(period)s, not used (terminated)",
+                        item=schedule.contract_item_id.name,
+                        plan=billed.product_id.name,
+                        period=label,
+                    ),
+                    "quantity": 1.0,
+                    "price_unit": amount,
+                    "tax_ids": [Command.set(billed.tax_ids.ids)],
+                    "iot_period_from": date_from,
+                    "iot_period_to": schedule.date_to,
+                }
+                if billed.analytic_distribution:
+                    vals["analytic_distribution"] = billed.analytic_distribution
+                lines.append(Command.create(vals))
+            move_vals_list.append(
+                {
+                    "move_type": "out_refund",
+                    "partner_id": invoice.partner_id.id,
+                    "company_id": invoice.company_id.id,
+                    "currency_id": invoice.currency_id.id,
+                    "journal_id": invoice.journal_id.id,
+                    "invoice_date": today,
+                    "fiscal_position_id": invoice.fiscal_position_id.id,
+                    "reversed_entry_id": invoice.id,
+                    "iot_contract_id": contract.id,
+                    "invoice_origin": contract.reference,
+                    "ref": self.env._("Termination: days not used of %(invoice)s", invoice=invoice.name),
+                    "invoice_line_ids": lines,
+                }
+            )
+            members.append(invoice_credits)
+        refunds = self.env["account.move"].sudo().create(move_vals_list)
+        for refund, invoice_credits in zip(refunds, members, strict=True):
+            product_lines = refund.invoice_line_ids.filtered(lambda line: line.display_type == "product")
+            for line, (schedule, _amount, _day) in zip(product_lines.sorted("id"), invoice_credits, strict=True):
+                schedule.sudo().credit_line_id = line
+        refunds.filtered(lambda refund: refund.iot_contract_id.auto_post).action_post()
+        return refunds
 
     # ------------------------------------------------------------------
     # End of term (daily cron)

@@ -28,10 +28,20 @@ class TestEndOfTerm(IotContractCommon):
         with freeze_time("2022-04-01"):
             result = cls.api.api_activate(
                 [
-                    {"identifier": "TERM-R", "plan": "PREMIUM-FLEET", "contract": "IOT-FLEET-001",
-                     "date_start": "2022-04-01", "duration_months": 3},
-                    {"identifier": "TERM-E", "plan": "ENDING", "contract": "IOT-FLEET-001",
-                     "date_start": "2022-04-01", "duration_months": 3},
+                    {
+                        "identifier": "TERM-R",
+                        "plan": "PREMIUM-FLEET",
+                        "contract": "IOT-FLEET-001",
+                        "date_start": "2022-04-01",
+                        "duration_months": 3,
+                    },
+                    {
+                        "identifier": "TERM-E",
+                        "plan": "ENDING",
+                        "contract": "IOT-FLEET-001",
+                        "date_start": "2022-04-01",
+                        "duration_months": 3,
+                    },
                 ]
             )
         cls.renewing, cls.ending = (cls.Item.browse(entry["contract_item_id"]) for entry in result)
@@ -100,14 +110,16 @@ class TestEndOfTerm(IotContractCommon):
     @freeze_time("2022-06-05")
     def test_ending_in_30_days_filter(self):
         later = self.Item.create(
-            {"contract_id": self.contract.id, "product_id": self.plan.id, "date_start": "2022-04-01",
-             "name": "Long"}
+            {"contract_id": self.contract.id, "product_id": self.plan.id, "date_start": "2022-04-01", "name": "Long"}
         )
         arch = etree.fromstring(self.env.ref("iot_contract.iot_contract_item_view_search").arch)
         domain = safe_eval(
             arch.xpath("//filter[@name='ending_soon']")[0].get("domain"),
-            {"context_today": lambda: fields.Date.context_today(self.Item), "relativedelta": relativedelta,
-             "datetime": safe_datetime},
+            {
+                "context_today": lambda: fields.Date.context_today(self.Item),
+                "relativedelta": relativedelta,
+                "datetime": safe_datetime,
+            },
         )
         found = self.Item.search(domain + [("contract_id", "=", self.contract.id)])
         self.assertEqual(found, self.renewing | self.ending)

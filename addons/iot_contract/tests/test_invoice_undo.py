@@ -117,11 +117,13 @@ class TestInvoiceUndo(IotContractCommon):
 
     @freeze_time("2022-05-02")
     def test_freed_period_after_a_termination_is_billed_prorated(self):
-        invoice = self._bill_april()
-        # Terminated on 10 April after April was invoiced in full, then the invoice is cancelled:
-        # the freed period is re-planned on the item's dates (10 of 30 days).
+        self.contract.auto_post = False
+        draft = self._bill_april()
+        # Terminated on 10 April while April's invoice is a draft (a draft is not credited), then
+        # the draft is deleted: the freed period is re-planned on the item's dates (10 of 30 days).
         self.item._iot_terminate(date(2022, 4, 10))
-        invoice.button_cancel()
+        self.assertFalse(self.env["account.move"].search([("iot_contract_id", "=", self.contract.id)]))
+        draft.unlink()
         april = self._april()
         self.assertEqual((april.state, april.date_to, april.fixed_amount), ("planned", date(2022, 4, 10), 5.0))
         again = self._bill_april()
