@@ -14,6 +14,7 @@
         "data/iot_contract_item_cron.xml",
         "wizards/iot_device_activate_wizard_views.xml",
         "wizards/iot_billing_run_wizard_views.xml",
+        "wizards/iot_contract_item_change_plan_wizard_views.xml",
         "views/iot_contract_views.xml",
         "views/iot_contract_item_views.xml",
         "views/iot_invoicing_schedule_views.xml",

@@ -326,7 +326,7 @@ class IotContractItem(models.Model):
                     "display_type": "product",
                     "product_id": billed.product_id.id,
                     "name": self.env._(
-                        "%(item)s — %(plan)s — %(period)s, not used (terminated)",
+                        "%(item)s — %(plan)s — %(period)s, not used",
                         item=schedule.contract_item_id.name,
                         plan=billed.product_id.name,
                         period=label,
@@ -352,7 +352,7 @@ class IotContractItem(models.Model):
                     "reversed_entry_id": invoice.id,
                     "iot_contract_id": contract.id,
                     "invoice_origin": contract.reference,
-                    "ref": self.env._("Termination: days not used of %(invoice)s", invoice=invoice.name),
+                    "ref": self.env._("Days not used of %(invoice)s", invoice=invoice.name),
                     "invoice_line_ids": lines,
                 }
             )
@@ -364,6 +364,66 @@ class IotContractItem(models.Model):
                 schedule.sudo().credit_line_id = line
         refunds.filtered(lambda refund: refund.iot_contract_id.auto_post).action_post()
         return refunds
+
+    # ------------------------------------------------------------------
+    # Plan change (wizard and API)
+    # ------------------------------------------------------------------
+    def _iot_plan_change_error(self, plan, date):
+        """Why this item cannot move to ``plan`` on ``date``, or None."""
+        self.ensure_one()
+        if self.state == "terminated":
+            return self.env._("item %(item)s is terminated", item=self.name)
+        if plan == self.product_id:
+            return self.env._("item %(item)s is already on plan %(plan)s", item=self.name, plan=plan.display_name)
+        if date < self.date_start:
+            return self.env._(
+                "the change date %(date)s is before the item's start %(start)s", date=date, start=self.date_start
+            )
+        if date > self.date_end:
+            return self.env._("the change date %(date)s is after the end of term %(end)s", date=date, end=self.date_end)
+        return None
+
+    def _iot_change_plan(self, plan, date):
+        """Move these items to ``plan`` from ``date``; returns the new items, in order.
+
+        Each item ends the day before ``date`` (its invoiced schedules keep the plan,
+        currency and price they were billed with; fees invoiced for later days are
+        credited) and a new item on ``plan`` runs from ``date`` to the end of the term:
+        the period of the change is billed on both plans, each for its own days, and
+        readings from ``date`` on are valued by the new plan's rules. Callers have
+        checked each item with ``_iot_plan_change_error``.
+        """
+        vals_list = [
+            {
+                "contract_id": item.contract_id.id,
+                "device_id": item.device_id.id,
+                "product_id": plan.id,
+                "name": item.name,
+                "date_start": date,
+                "duration_months": item.duration_months,
+                "date_end": item.date_end,
+            }
+            for item in self
+        ]
+        suspended = self.filtered(lambda item: item.state == "suspended")
+        self._iot_terminate(date - timedelta(days=1))
+        new_items = self.create(vals_list)
+        new_by_device = {item.device_id: item for item in new_items if item.device_id}
+        self.env["iot.contract.item.suspension"].create(
+            [{"item_id": new_by_device[item.device_id].id, "date_from": date} for item in suspended if item.device_id]
+        )
+        new_items.filtered(lambda item: item.device_id in suspended.device_id)._iot_sync_paused()
+        for old_plan, items in self.grouped("product_id").items():
+            items.device_id._log_events(
+                "plan_changed",
+                description=self.env._(
+                    "Plan changed from %(old)s to %(new)s as of %(date)s",
+                    old=old_plan.display_name,
+                    new=plan.display_name,
+                    date=date,
+                ),
+            )
+        return new_items
 
     # ------------------------------------------------------------------
     # End of term (daily cron)

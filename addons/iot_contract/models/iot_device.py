@@ -311,6 +311,71 @@ class IotDevice(models.Model):
         devices._apply_transition(action, description)
 
     @api.model
+    def api_change_plan(self, entries):
+        """Move devices' current items to another plan from a date.
+
+        Entry: ``identifier``, ``plan`` (product id or default_code), ``date``
+        ("YYYY-MM-DD", today by default: the first day on the new plan). Result:
+        ``{"identifier", "contract_item_id" (the new item), "plan"}`` or
+        ``{"identifier", "error"}``; one bad entry never fails the others.
+        """
+        check_batch(entries)
+        self.check_access("write")
+        self = self.with_context(**API_CONTEXT)
+        results = [None] * len(entries)
+        parsed = {}
+        for index, entry in enumerate(entries):
+            try:
+                require_entry(entry)
+                plan = entry.get("plan")
+                if isinstance(plan, str):
+                    plan = require_text(entry, "plan", 128)
+                elif not isinstance(plan, int) or isinstance(plan, bool):
+                    raise ApiInputError("'plan' must be an id or a reference")
+                parsed[index] = {
+                    "identifier": require_text(entry, "identifier", 128),
+                    "plan": plan,
+                    "date": _parse_date(entry, "date") or fields.Date.context_today(self),
+                }
+            except ApiInputError as error:
+                results[index] = {"identifier": _entry_identifier(entry), "error": str(error)}
+        devices = self._api_find_by_identifier({p["identifier"] for p in parsed.values()})
+        plans = self._api_resolve(
+            "product.product", {p["plan"] for p in parsed.values()}, "default_code", [("iot_is_plan", "=", True)]
+        )
+        batches, seen = {}, set()  # (plan, date) -> [items, indices]
+        for index, entry in parsed.items():
+            identifier = entry["identifier"]
+            device, plan = devices.get(identifier), plans.get(entry["plan"])
+            # sudo: the integration user reads no contract item; access to devices is checked.
+            item = device.sudo().current_item_id if device else None
+            if not device:
+                error = "unknown device %r" % identifier
+            elif identifier in seen:
+                error = "device %r appears twice in the batch" % identifier
+            elif not plan:
+                error = "unknown plan %r" % entry["plan"]
+            elif not item:
+                error = "device %r has no running contract item" % identifier
+            else:
+                error = item._iot_plan_change_error(plan, entry["date"])
+            if error:
+                results[index] = {"identifier": identifier, "error": error}
+                continue
+            seen.add(identifier)
+            batch = batches.setdefault((plan, entry["date"]), [item.browse(), []])
+            batch[0] |= item
+            batch[1].append(index)
+        for (plan, date), (items, indices) in batches.items():
+            for index, new_item in zip(indices, items._iot_change_plan(plan, date), strict=True):
+                results[index] = {
+                    "identifier": parsed[index]["identifier"],
+                    "contract_item_id": new_item.id,
+                    "plan": plan.default_code or plan.id,
+                }
+        return results
+
+    @api.model
     def api_suspend(self, entries):
         """Suspend active devices: ``[{identifier, date?}]`` -> ``[{identifier, state}|{identifier, error}]``."""
         return self._api_transition("suspend", entries)
