@@ -541,10 +541,14 @@ class IotContractItem(models.Model):
         self.ensure_one()
         if self.product_id.iot_suspended_fees != "pause":
             return ()
-        return tuple(
-            (suspension.date_from, suspension.date_to or self.date_end)
-            for suspension in self.suspension_ids.sorted("date_from")
-        )
+        merged = []  # suspensions dated back may overlap: each day counts once
+        for suspension in self.suspension_ids.sorted("date_from"):
+            start, end = suspension.date_from, suspension.date_to or self.date_end
+            if merged and start <= merged[-1][1] + timedelta(days=1):
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        return tuple(merged)
 
     def _iot_suspend(self, date_from):
         """Suspended from ``date_from`` (first day suspended) until resumed."""

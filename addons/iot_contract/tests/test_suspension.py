@@ -84,3 +84,11 @@ class TestSuspension(IotContractCommon):
         self._transition("api_resume", "2022-04-11")
         self.assertFalse(self.pausing.suspension_ids)
         self.assertEqual(self._fees(self.pausing)["04"], 15.0)
+
+    def test_overlapping_suspensions_dated_back_count_each_day_once(self):
+        self._transition("api_suspend", "2022-04-11")
+        self._transition("api_resume", "2022-04-21")
+        self._transition("api_suspend", "2022-04-15")  # dated back into the first suspension
+        self._transition("api_resume", "2022-04-26")
+        # 11-25 April suspended: 15 of 30 days billed.
+        self.assertEqual(self._fees(self.pausing)["04"], 7.5)
