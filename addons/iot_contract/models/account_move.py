@@ -21,6 +21,7 @@ class AccountMove(models.Model):
         readonly=True,
         copy=False,
         index="btree_not_null",
+        groups="iot_device.group_iot_user",
         help="The contract whose termination issued this credit note.",
     )
 
