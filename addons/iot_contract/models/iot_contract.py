@@ -75,6 +75,13 @@ class IotContract(models.Model):
         default="arrears",
         help="In advance: a period is billed once it has started. In arrears: once it has ended.",
     )
+    end_of_term = fields.Selection(
+        [("plan", "As the Plan Says"), ("renew", "Renew"), ("end", "End")],
+        string="At End of Term",
+        required=True,
+        default="plan",
+        help="What happens to an item on its last day: the plan's choice, or this one for every item.",
+    )
     auto_post = fields.Boolean(
         string="Post Invoices",
         default=True,
@@ -148,8 +155,13 @@ class IotContract(models.Model):
                 ["invoice_id:count_distinct"],
             )
         )
+        credit_notes = dict(
+            self.env["account.move"]._read_group(
+                [("iot_contract_id", "in", self.ids)], ["iot_contract_id"], ["__count"]
+            )
+        )
         for contract in self:
-            contract.invoice_count = counts.get(contract, 0)
+            contract.invoice_count = counts.get(contract, 0) + credit_notes.get(contract, 0)
 
     @api.depends("name", "reference")
     def _compute_display_name(self):
@@ -197,7 +209,7 @@ class IotContract(models.Model):
             self.env["iot.invoicing.schedule"]
             .search([("contract_id", "=", self.id), ("invoice_id", "!=", False)])
             .invoice_id
-        )
+        ) | self.env["account.move"].search([("iot_contract_id", "=", self.id)])
         return self._action_view(
             "account.action_move_out_invoice_type",
             [("id", "in", invoices.ids)],
