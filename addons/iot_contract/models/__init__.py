@@ -2,6 +2,7 @@ from . import product_template
 from . import account_journal
 from . import iot_contract
 from . import iot_contract_item
+from . import iot_contract_item_suspension
 from . import iot_invoicing_schedule
 from . import iot_billing_run
 from . import iot_billing_run_error

@@ -1,4 +1,6 @@
-from odoo import fields, models
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+from odoo.tools.float_utils import float_compare
 
 
 class AccountMove(models.Model):
@@ -12,6 +14,15 @@ class AccountMove(models.Model):
     )
     iot_billing_run_id = fields.Many2one(
         "iot.billing.run", string="Billing Run", readonly=True, copy=False, index="btree_not_null"
+    )
+    iot_contract_id = fields.Many2one(
+        "iot.contract",
+        string="IoT Contract",
+        readonly=True,
+        copy=False,
+        index="btree_not_null",
+        groups="iot_device.group_iot_user",
+        help="The contract whose termination issued this credit note.",
     )
 
     def _iot_monthly_numbering(self):
@@ -49,3 +60,120 @@ class AccountMove(models.Model):
                 "iot_sequence_prefix": self._get_starting_sequence()[:-4],
             },
         )
+
+    # ------------------------------------------------------------------
+    # Undoing an IoT invoice frees its periods (README, Accounting rules)
+    # ------------------------------------------------------------------
+    def _iot_free_periods(self):
+        """Return the schedules billed on these invoices to *planned*: the next run bills them again.
+
+        The stored links to the invoice lines are cleared (the usage side resets its
+        readings and valuations on the state change), and the items re-plan the freed
+        periods (a period past a termination since then is prorated or cancelled).
+        sudo: accountants undo invoices without write access to the IoT schedules.
+        """
+        schedules = self.env["iot.invoicing.schedule"].sudo().search([("invoice_id", "in", self.ids)])
+        if not schedules:
+            return
+        schedules.write({"state": "planned", "invoice_id": False, "fixed_line_id": False})
+        schedules.contract_item_id._sync_schedules()
+
+    def _iot_check_no_termination_credit(self):
+        """Billed again on its new dates, a freed period would keep a credit for days no longer billed."""
+        schedules = self.env["iot.invoicing.schedule"].sudo().search([("invoice_id", "in", self.ids)])
+        credited = schedules.credit_line_id.move_id.filtered(lambda refund: refund.state == "posted")
+        if credited:
+            raise UserError(
+                self.env._(
+                    "Credit note %(refund)s gave back part of this invoice after a termination: "
+                    "cancel it first, then this invoice.",
+                    refund=credited[0].display_name,
+                )
+            )
+
+    def _iot_freed_invoices(self):
+        """The IoT invoices among these whose periods were freed (cancelled, fully credited)."""
+        run_invoices = self.filtered(lambda move: move.move_type == "out_invoice" and move.iot_billing_run_id)
+        if not run_invoices:
+            return run_invoices
+        billing = {
+            invoice.id
+            for (invoice,) in self.env["iot.invoicing.schedule"]
+            .sudo()
+            ._read_group([("invoice_id", "in", run_invoices.ids)], ["invoice_id"])
+        }
+        return run_invoices.filtered(lambda move: move.id not in billing)
+
+    def button_cancel(self):
+        self._iot_check_no_termination_credit()
+        result = super().button_cancel()
+        cancelled = self.filtered(lambda move: move.state == "cancel")
+        cancelled._iot_free_periods()
+        # A cancelled termination credit gives nothing back: the schedule may be credited anew.
+        self.env["iot.invoicing.schedule"].sudo().search(
+            [("credit_line_id", "in", cancelled.filtered(lambda move: move.move_type == "out_refund").line_ids.ids)]
+        ).write({"credit_line_id": False})
+        # account returns None, which XML-RPC cannot send back: accountants cancel over RPC too.
+        return True if result is None else result
+
+    def button_draft(self):
+        refunds = self.filtered(lambda move: move.move_type == "out_refund" and move.state == "posted")
+        if refunds.reversed_entry_id._iot_freed_invoices():
+            raise UserError(
+                self.env._(
+                    "This credit note cancelled an IoT invoice in full: its periods went back to the "
+                    "billing schedule and may have been billed again. Issue a new invoice instead of "
+                    "resetting the credit note."
+                )
+            )
+        return super().button_draft()
+
+    @api.ondelete(at_uninstall=False)
+    def _iot_unlink_free_periods(self):
+        self._iot_check_no_termination_credit()
+        self._iot_free_periods()
+
+    def _post(self, soft=True):
+        freed = self._iot_freed_invoices()
+        if freed:
+            raise UserError(
+                self.env._(
+                    "Invoice %(invoice)s was cancelled and its periods went back to the billing "
+                    "schedule: the next billing run bills them again. Posting it would bill them "
+                    "twice; delete it or leave it cancelled.",
+                    invoice=freed[0].display_name,
+                )
+            )
+        posted = super()._post(soft)
+        posted._iot_free_fully_credited()
+        return posted
+
+    def _iot_free_fully_credited(self):
+        """A posted credit note (or several) reaching the total of an IoT invoice frees its periods.
+
+        A partial credit note is a commercial correction: the periods stay invoiced.
+        """
+        originals = self.filtered(lambda move: move.move_type == "out_refund").reversed_entry_id.filtered(
+            lambda move: move.iot_billing_run_id and move.state == "posted"
+        )
+        if not originals:
+            return
+        credited = dict(
+            self._read_group(
+                [
+                    ("reversed_entry_id", "in", originals.ids),
+                    ("move_type", "=", "out_refund"),
+                    ("state", "=", "posted"),
+                ],
+                ["reversed_entry_id"],
+                ["amount_total:sum"],
+            )
+        )
+        originals.filtered(
+            lambda invoice: (
+                float_compare(
+                    credited.get(invoice, 0.0), invoice.amount_total, precision_rounding=invoice.currency_id.rounding
+                )
+                >= 0
+            )
+        )._iot_free_periods()

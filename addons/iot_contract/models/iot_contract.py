@@ -75,6 +75,13 @@ class IotContract(models.Model):
         default="arrears",
         help="In advance: a period is billed once it has started. In arrears: once it has ended.",
     )
+    end_of_term = fields.Selection(
+        [("plan", "As the Plan Says"), ("renew", "Renew"), ("end", "End")],
+        string="At End of Term",
+        required=True,
+        default="plan",
+        help="What happens to an item on its last day: the plan's choice, or this one for every item.",
+    )
     auto_post = fields.Boolean(
         string="Post Invoices",
         default=True,
@@ -148,8 +155,13 @@ class IotContract(models.Model):
                 ["invoice_id:count_distinct"],
             )
         )
+        credit_notes = dict(
+            self.env["account.move"]._read_group(
+                [("iot_contract_id", "in", self.ids)], ["iot_contract_id"], ["__count"]
+            )
+        )
         for contract in self:
-            contract.invoice_count = counts.get(contract, 0)
+            contract.invoice_count = counts.get(contract, 0) + credit_notes.get(contract, 0)
 
     @api.depends("name", "reference")
     def _compute_display_name(self):
@@ -197,7 +209,7 @@ class IotContract(models.Model):
             self.env["iot.invoicing.schedule"]
             .search([("contract_id", "=", self.id), ("invoice_id", "!=", False)])
             .invoice_id
-        )
+        ) | self.env["account.move"].search([("iot_contract_id", "=", self.id)])
         return self._action_view(
             "account.action_move_out_invoice_type",
             [("id", "in", invoices.ids)],
@@ -259,6 +271,13 @@ class IotContract(models.Model):
             vals["analytic_distribution"] = self.analytic_distribution
         return vals
 
+    def _iot_extra_invoice_lines(self, invoice_date):
+        """Hook: invoice line values to add to the contract's invoice of ``invoice_date``, beside
+        its schedules' lines (a fee, a charge). Called only when there is an invoice to build;
+        such lines bill no schedule part. Base: none."""
+        self.ensure_one()
+        return []
+
     def _iot_period_label(self, date_from, date_to, period_start, period_end):
         """'April 2022' for a full month, the dates otherwise."""
         if date_from == period_start and date_to == period_end and date_from.month == date_to.month:
@@ -306,6 +325,7 @@ class IotContract(models.Model):
                     # Nothing to bill for the period (no fee, no usage): close it without invoice.
                     period_schedules.write({"state": "invoiced"})
                     continue
+                lines += [(vals, []) for vals in contract._iot_extra_invoice_lines(invoice_date)]
                 move_vals = contract._iot_prepare_invoice_vals(invoice_date)
                 move_vals["iot_billing_run_id"] = run.id
                 move_vals["invoice_line_ids"] = [Command.create(vals) for vals, _members in lines]

@@ -1,17 +1,19 @@
 from collections import defaultdict
 from datetime import timedelta
 
-from odoo import api, fields, models
+from odoo import Command, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL
 
-from ..tools import BILLING_PERIODS, item_date_end, prorate, split_periods
+from ..tools import BILLING_PERIODS, item_date_end, overlap_days, period_bounds, prorate, split_periods
 
 # Writing one of these fields re-plans the item's schedules (never the invoiced ones).
 SCHEDULE_FIELDS = {"date_start", "date_end", "duration_months", "price_unit", "billing_period"}
 # From this many items, the company consistency check is one query (see _check_company).
 BULK_COMPANY_CHECK = 100
 BULK_CHECKED_FIELDS = {"contract_id", "device_id", "product_id"}
+# Items renewed or ended per call of the end-of-term cron (it is called again for the rest).
+END_OF_TERM_BATCH = 1000
 
 
 class IotContractItem(models.Model):
@@ -87,6 +89,7 @@ class IotContractItem(models.Model):
         index=True,
     )
     schedule_ids = fields.One2many("iot.invoicing.schedule", "contract_item_id", string="Schedules")
+    suspension_ids = fields.One2many("iot.contract.item.suspension", "item_id", string="Suspensions")
     schedule_count = fields.Integer(compute="_compute_schedule_count")
 
     def _check_company(self, fnames=None):
@@ -289,6 +292,218 @@ class IotContractItem(models.Model):
             by_end[max(min(item.date_end, date_end), item.date_start - timedelta(days=1))] |= item
         for end, items in by_end.items():
             items.write({"state": "terminated", "date_end": end})
+        self.browse().union(*by_end.values())._iot_credit_unused_fees()
+
+    def _iot_credit_unused_fees(self):
+        """Credit the fixed fees already invoiced for days after the items' end (billed in
+        advance, or a termination dated back): ``fee invoiced - fee of the days kept``, one
+        credit note per invoice, dated today. Draft invoices are not credited (edit them)."""
+        candidates = self.env["iot.invoicing.schedule"].search(
+            [
+                ("contract_item_id", "in", self.ids),
+                ("state", "=", "invoiced"),
+                ("fixed_line_id.parent_state", "=", "posted"),
+                ("credit_line_id", "=", False),
+            ]
+        )
+        credits = defaultdict(list)  # invoice -> [(schedule, amount, date_from)]
+        for item, schedules in candidates.grouped("contract_item_id").items():
+            kept = {vals["date_from"]: vals["fixed_amount"] for vals in item._iot_schedule_periods()}
+            for schedule in schedules:
+                if schedule.date_to <= item.date_end:
+                    continue
+                currency = schedule.currency_id
+                amount = currency.round(schedule.fixed_amount - kept.get(schedule.date_from, 0.0))
+                if currency.compare_amounts(amount, 0.0) > 0:
+                    credits[schedule.invoice_id].append(
+                        (schedule, amount, max(schedule.date_from, item.date_end + timedelta(days=1)))
+                    )
+        if credits:
+            self._iot_create_credit_notes(credits)
+
+    def _iot_create_credit_notes(self, credits):
+        """``credits``: invoice -> [(schedule, amount, first unused day)]. Lines take the product,
+        taxes and analytics of the invoice line they credit; the schedule records its credit line.
+
+        sudo: terminating is a fleet manager's act (or the API's); the credit note it implies
+        follows from invoices the billing engine made, as those did.
+        """
+        today = fields.Date.context_today(self)
+        move_vals_list, members = [], []
+        for invoice, invoice_credits in credits.items():
+            contract = invoice_credits[0][0].contract_id
+            lines = []
+            for schedule, amount, date_from in invoice_credits:
+                billed = schedule.fixed_line_id
+                period_start, period_end = period_bounds(schedule.date_from, schedule.contract_item_id.billing_period)
+                label = contract._iot_period_label(date_from, schedule.date_to, period_start, period_end)
+                vals = {
+                    "display_type": "product",
+                    "product_id": billed.product_id.id,
+                    "name": self.env._(
+                        "%(item)s — %(plan)s — %(period)s, not used",
+                        item=schedule.contract_item_id.name,
+                        plan=billed.product_id.name,
+                        period=label,
+                    ),
+                    "quantity": 1.0,
+                    "price_unit": amount,
+                    "tax_ids": [Command.set(billed.tax_ids.ids)],
+                    "iot_period_from": date_from,
+                    "iot_period_to": schedule.date_to,
+                }
+                if billed.analytic_distribution:
+                    vals["analytic_distribution"] = billed.analytic_distribution
+                lines.append(Command.create(vals))
+            move_vals_list.append(
+                {
+                    "move_type": "out_refund",
+                    "partner_id": invoice.partner_id.id,
+                    "company_id": invoice.company_id.id,
+                    "currency_id": invoice.currency_id.id,
+                    "journal_id": invoice.journal_id.id,
+                    "invoice_date": today,
+                    "fiscal_position_id": invoice.fiscal_position_id.id,
+                    "reversed_entry_id": invoice.id,
+                    "iot_contract_id": contract.id,
+                    "invoice_origin": contract.reference,
+                    "ref": self.env._("Days not used of %(invoice)s", invoice=invoice.name),
+                    "invoice_line_ids": lines,
+                }
+            )
+            members.append(invoice_credits)
+        refunds = self.env["account.move"].sudo().create(move_vals_list)
+        for refund, invoice_credits in zip(refunds, members, strict=True):
+            product_lines = refund.invoice_line_ids.filtered(lambda line: line.display_type == "product")
+            for line, (schedule, _amount, _day) in zip(product_lines.sorted("id"), invoice_credits, strict=True):
+                schedule.sudo().credit_line_id = line
+        refunds.filtered(lambda refund: refund.iot_contract_id.auto_post).action_post()
+        return refunds
+
+    # ------------------------------------------------------------------
+    # Plan change (wizard and API)
+    # ------------------------------------------------------------------
+    def _iot_plan_change_error(self, plan, date):
+        """Why this item cannot move to ``plan`` on ``date``, or None."""
+        self.ensure_one()
+        if self.state == "terminated":
+            return self.env._("item %(item)s is terminated", item=self.name)
+        if plan == self.product_id:
+            return self.env._("item %(item)s is already on plan %(plan)s", item=self.name, plan=plan.display_name)
+        if date < self.date_start:
+            return self.env._(
+                "the change date %(date)s is before the item's start %(start)s", date=date, start=self.date_start
+            )
+        if date > self.date_end:
+            return self.env._("the change date %(date)s is after the end of term %(end)s", date=date, end=self.date_end)
+        return None
+
+    def _iot_change_plan(self, plan, date):
+        """Move these items to ``plan`` from ``date``; returns the new items, in order.
+
+        Each item ends the day before ``date`` (its invoiced schedules keep the plan,
+        currency and price they were billed with; fees invoiced for later days are
+        credited) and a new item on ``plan`` runs from ``date`` to the end of the term:
+        the period of the change is billed on both plans, each for its own days, and
+        readings from ``date`` on are valued by the new plan's rules. Callers have
+        checked each item with ``_iot_plan_change_error``.
+        """
+        vals_list = [
+            {
+                "contract_id": item.contract_id.id,
+                "device_id": item.device_id.id,
+                "product_id": plan.id,
+                "name": item.name,
+                "date_start": date,
+                "duration_months": item.duration_months,
+                "date_end": item.date_end,
+            }
+            for item in self
+        ]
+        suspended = self.filtered(lambda item: item.state == "suspended")
+        self._iot_terminate(date - timedelta(days=1))
+        new_items = self.create(vals_list)
+        new_by_device = {item.device_id: item for item in new_items if item.device_id}
+        self.env["iot.contract.item.suspension"].create(
+            [{"item_id": new_by_device[item.device_id].id, "date_from": date} for item in suspended if item.device_id]
+        )
+        new_items.filtered(lambda item: item.device_id in suspended.device_id)._iot_sync_paused()
+        for old_plan, items in self.grouped("product_id").items():
+            items.device_id._log_events(
+                "plan_changed",
+                description=self.env._(
+                    "Plan changed from %(old)s to %(new)s as of %(date)s",
+                    old=old_plan.display_name,
+                    new=plan.display_name,
+                    date=date,
+                ),
+            )
+        return new_items
+
+    # ------------------------------------------------------------------
+    # End of term (daily cron)
+    # ------------------------------------------------------------------
+    @api.model
+    def _end_of_term_domain(self, policy, today):
+        """Items due for ``policy`` on ``today``: renewed on their last day (the next term's
+        schedules exist before it starts), ended the day after it."""
+        return [
+            ("state", "!=", "terminated"),
+            ("date_end", "<=" if policy == "renew" else "<", today),
+            "|",
+            ("contract_id.end_of_term", "=", policy),
+            "&",
+            ("contract_id.end_of_term", "=", "plan"),
+            ("product_id.iot_end_of_term", "=", policy),
+        ]
+
+    @api.model
+    def _cron_end_of_term(self, batch_size=END_OF_TERM_BATCH):
+        """Renew or end the items whose term is over, a batch per call (the cron's progress API
+        calls again while some remain)."""
+        today = fields.Date.context_today(self)
+        done = 0
+        for policy in ("end", "renew"):
+            if done >= batch_size:
+                break
+            items = self.search(self._end_of_term_domain(policy, today), limit=batch_size - done, order="id")
+            if policy == "end":
+                items._iot_end_term()
+            else:
+                items._iot_renew(today)
+            done += len(items)
+        remaining = sum(self.search_count(self._end_of_term_domain(policy, today)) for policy in ("end", "renew"))
+        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
+        return done
+
+    def _iot_renew(self, today):
+        """Another term of ``duration_months`` (same plan and price) until the term covers ``today``."""
+        for (date_end, months), items in self.grouped(lambda item: (item.date_end, item.duration_months)).items():
+            new_end = date_end
+            while new_end <= today:
+                new_end = item_date_end(new_end + timedelta(days=1), months or 12)
+            items.write({"date_end": new_end})
+            description = self.env._("Term renewed until %(date)s", date=new_end)
+            items.device_id._log_events("renewed", description=description)
+            for contract, contract_items in items.grouped("contract_id").items():
+                contract.message_post(
+                    body=self.env._(
+                        "%(count)s item(s) renewed until %(date)s: %(names)s",
+                        count=len(contract_items),
+                        date=new_end,
+                        names=", ".join(contract_items[:20].mapped("name")),
+                    )
+                )
+
+    def _iot_end_term(self):
+        """The term is over: the item ends on its last day, its device is terminated (event, block command)."""
+        for date_end, items in self.grouped("date_end").items():
+            devices = items.device_id.filtered(lambda device: device.state != "terminated")
+            if devices:
+                devices.with_context(iot_transition_date=date_end)._apply_transition(
+                    "terminate", self.env._("Term ended on %(date)s", date=date_end)
+                )
+            (items - devices.contract_item_ids)._iot_terminate(date_end)
 
     # ------------------------------------------------------------------
     # Schedules
@@ -301,7 +516,16 @@ class IotContractItem(models.Model):
         """
         self.ensure_one()
         in_advance = self.contract_id.fixed_fee_timing == "advance"
-        key = (self.date_start, self.date_end, self.billing_period, in_advance, self.price_unit, self.currency_id)
+        days_off = self._iot_unbilled_intervals()
+        key = (
+            self.date_start,
+            self.date_end,
+            self.billing_period,
+            in_advance,
+            self.price_unit,
+            self.currency_id,
+            days_off,
+        )
         if periods_cache is not None and key in periods_cache:
             return periods_cache[key]
         periods = [
@@ -310,7 +534,13 @@ class IotContractItem(models.Model):
                 "date_to": date_to,
                 "invoice_date": period_start if in_advance else period_end,
                 "fixed_amount": prorate(
-                    self.price_unit, date_from, date_to, period_start, period_end, self.currency_id
+                    self.price_unit,
+                    date_from,
+                    date_to,
+                    period_start,
+                    period_end,
+                    self.currency_id,
+                    days_off=overlap_days(date_from, date_to, days_off),
                 ),
             }
             for date_from, date_to, period_start, period_end in split_periods(
@@ -320,6 +550,41 @@ class IotContractItem(models.Model):
         if periods_cache is not None:
             periods_cache[key] = periods
         return periods
+
+    def _iot_unbilled_intervals(self):
+        """Days the fixed fee is not billed: the suspensions, when the plan pauses fees."""
+        self.ensure_one()
+        if self.product_id.iot_suspended_fees != "pause":
+            return ()
+        merged = []  # suspensions dated back may overlap: each day counts once
+        for suspension in self.suspension_ids.sorted("date_from"):
+            start, end = suspension.date_from, suspension.date_to or self.date_end
+            if merged and start <= merged[-1][1] + timedelta(days=1):
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        return tuple(merged)
+
+    def _iot_suspend(self, date_from):
+        """Suspended from ``date_from`` (first day suspended) until resumed."""
+        self.write({"state": "suspended"})
+        self.env["iot.contract.item.suspension"].create(
+            [{"item_id": item.id, "date_from": date_from} for item in self]
+        )
+        self._iot_sync_paused()
+
+    def _iot_resume(self, date_resumed):
+        """Running again from ``date_resumed``: the open suspensions end the day before."""
+        self.write({"state": "running"})
+        open_suspensions = self.suspension_ids.filtered(lambda suspension: not suspension.date_to)
+        # Resumed on (or before) the day it was suspended: no day was suspended.
+        void = open_suspensions.filtered(lambda suspension: suspension.date_from >= date_resumed)
+        void.unlink()
+        (open_suspensions - void).write({"date_to": date_resumed - timedelta(days=1)})
+        self._iot_sync_paused()
+
+    def _iot_sync_paused(self):
+        self.filtered(lambda item: item.product_id.iot_suspended_fees == "pause")._sync_schedules()
 
     def _sync_schedules(self):
         """Bring the schedules in line with the items' dates and prices, set-based.

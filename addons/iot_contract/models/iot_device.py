@@ -65,13 +65,14 @@ class IotDevice(models.Model):
     def _apply_transition(self, action, description=None):
         result = super()._apply_transition(action, description)
         items = self.sudo().contract_item_ids.filtered(lambda item: item.state != "terminated")
+        # The API's date of the transition, else today.
+        day = fields.Date.to_date(self.env.context.get("iot_transition_date") or fields.Date.context_today(self))
         if action == "suspend":
-            items.write({"state": "suspended"})
+            items._iot_suspend(day)
         elif action == "resume":
-            items.write({"state": "running"})
+            items._iot_resume(day)
         elif action == "terminate":
-            end = self.env.context.get("iot_termination_date") or fields.Date.context_today(self)
-            items._iot_terminate(fields.Date.to_date(end))
+            items._iot_terminate(day)
         return result
 
     def action_open_activate_wizard(self):
@@ -297,8 +298,73 @@ class IotDevice(models.Model):
             description = self.env._("%(what)s as of %(date)s", what=description, date=date)
         # sudo: the integration user may not read nor write contract items
         # (terminate prorates their schedules); access to devices is checked.
-        devices = self.sudo().with_context(iot_termination_date=date)
+        devices = self.sudo().with_context(iot_transition_date=date)
         devices._apply_transition(action, description)
+
+    @api.model
+    def api_change_plan(self, entries):
+        """Move devices' current items to another plan from a date.
+
+        Entry: ``identifier``, ``plan`` (product id or default_code), ``date``
+        ("YYYY-MM-DD", today by default: the first day on the new plan). Result:
+        ``{"identifier", "contract_item_id" (the new item), "plan"}`` or
+        ``{"identifier", "error"}``; one bad entry never fails the others.
+        """
+        check_batch(entries)
+        self.check_access("write")
+        self = self.with_context(**API_CONTEXT)
+        results = [None] * len(entries)
+        parsed = {}
+        for index, entry in enumerate(entries):
+            try:
+                require_entry(entry)
+                plan = entry.get("plan")
+                if isinstance(plan, str):
+                    plan = require_text(entry, "plan", 128)
+                elif not isinstance(plan, int) or isinstance(plan, bool):
+                    raise ApiInputError("'plan' must be an id or a reference")
+                parsed[index] = {
+                    "identifier": require_identifier(entry),
+                    "plan": plan,
+                    "date": parse_date(entry, "date") or fields.Date.context_today(self),
+                }
+            except ApiInputError as error:
+                results[index] = {"identifier": entry_identifier(entry), "error": str(error)}
+        devices = self._api_find_by_identifier({p["identifier"] for p in parsed.values()})
+        plans = self._api_resolve(
+            "product.product", {p["plan"] for p in parsed.values()}, "default_code", [("iot_is_plan", "=", True)]
+        )
+        batches, seen = {}, set()  # (plan, date) -> [items, indices]
+        for index, entry in parsed.items():
+            identifier = entry["identifier"]
+            device, plan = devices.get(identifier), plans.get(entry["plan"])
+            # sudo: the integration user reads no contract item; access to devices is checked.
+            item = device.sudo().current_item_id if device else None
+            if not device:
+                error = "unknown device %r" % identifier
+            elif identifier in seen:
+                error = "device %r appears twice in the batch" % identifier
+            elif not plan:
+                error = "unknown plan %r" % entry["plan"]
+            elif not item:
+                error = "device %r has no running contract item" % identifier
+            else:
+                error = item._iot_plan_change_error(plan, entry["date"])
+            if error:
+                results[index] = {"identifier": identifier, "error": error}
+                continue
+            seen.add(identifier)
+            batch = batches.setdefault((plan, entry["date"]), [item.browse(), []])
+            batch[0] |= item
+            batch[1].append(index)
+        for (plan, date), (items, indices) in batches.items():
+            for index, new_item in zip(indices, items._iot_change_plan(plan, date), strict=True):
+                results[index] = {
+                    "identifier": parsed[index]["identifier"],
+                    "contract_item_id": new_item.id,
+                    "plan": plan.default_code or plan.id,
+                }
+        return results
 
     @api.model
     def api_suspend(self, entries):

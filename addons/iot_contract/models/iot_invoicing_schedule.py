@@ -64,6 +64,15 @@ class IotInvoicingSchedule(models.Model):
         ondelete="set null",
         help="The invoice line the fixed fee was billed on.",
     )
+    credit_line_id = fields.Many2one(
+        "account.move.line",
+        string="Credit Note Line",
+        readonly=True,
+        copy=False,
+        index="btree_not_null",
+        ondelete="set null",
+        help="The credit note line that gave back the fee of the days after a termination.",
+    )
     invoice_line_ids = fields.Many2many(
         "account.move.line",
         string="Invoice Lines",

@@ -19,6 +19,22 @@ class ProductTemplate(models.Model):
         default="monthly",
         required=True,
     )
+    iot_suspended_fees = fields.Selection(
+        [("continue", "Continue"), ("pause", "Pause")],
+        string="Fees While Suspended",
+        default="continue",
+        required=True,
+        help="Continue: a suspended device pays its fixed fee as usual. Pause: the days it is "
+        "suspended are not billed (periods not invoiced yet are prorated by days).",
+    )
+    iot_end_of_term = fields.Selection(
+        [("renew", "Renew"), ("end", "End")],
+        string="At End of Term",
+        default="renew",
+        required=True,
+        help="Renew: another term of the same duration, same plan and price. End: the item ends on "
+        "its last day, its device is terminated and blocked the day after.",
+    )
 
     _sql_constraints = [
         (

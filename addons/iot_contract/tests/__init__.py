@@ -6,3 +6,8 @@ from . import test_security
 from . import test_tour
 from . import test_bad_input_api
 from . import test_bulk_items
+from . import test_invoice_undo
+from . import test_suspension
+from . import test_end_of_term
+from . import test_termination_credit
+from . import test_plan_change

@@ -2,6 +2,7 @@ from .periods import (
     BILLING_PERIODS,
     PERIOD_MONTHS,
     item_date_end,
+    overlap_days,
     period_bounds,
     period_share,
     prorate,

@@ -36,13 +36,16 @@ def item_date_end(date_start, duration_months):
     return date_start + relativedelta(months=duration_months, days=-1)
 
 
-def prorate(price, date_from, date_to, period_start, period_end, currency):
-    """Price of a partial period: days covered / days of the full period, rounded at the end."""
-    days = (date_to - date_from).days + 1
+def prorate(price, date_from, date_to, period_start, period_end, currency, days_off=0):
+    """Price of a partial period: days billed / days of the full period, rounded at the end.
+
+    ``days_off``: days of ``date_from``..``date_to`` not billed (a suspension that pauses fees).
+    """
+    days = (date_to - date_from).days + 1 - days_off
     period_days = (period_end - period_start).days + 1
     if days >= period_days:
         return price
-    return currency.round(price * days / period_days)
+    return currency.round(price * max(days, 0) / period_days)
 
 
 def period_share(date_from, date_to, billing_period):
@@ -52,3 +55,10 @@ def period_share(date_from, date_to, billing_period):
     days = (date_to - date_from).days + 1
     period_days = (period_end - period_start).days + 1
     return Decimal(1) if days >= period_days else Decimal(days) / Decimal(period_days)
+
+
+def overlap_days(date_from, date_to, intervals):
+    """Days of ``date_from``..``date_to`` inside the (disjoint, inclusive) ``intervals``."""
+    return sum(
+        max((min(date_to, end) - max(date_from, start)).days + 1, 0) for start, end in intervals
+    )

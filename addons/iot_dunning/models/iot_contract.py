@@ -311,11 +311,11 @@ class IotContract(models.Model):
                 contract._iot_dunning_release()
                 contract.iot_dunning_level_id = situation["reached"][-1:]
 
-    def _iot_dunning_fee_lines(self):
-        """Invoice line commands of the dunning fees not invoiced yet, marked invoiced
+    def _iot_extra_invoice_lines(self, invoice_date):
+        """The dunning fees not invoiced yet ride on the contract's next invoice, marked invoiced
         now (a contract invoiced for two periods in one run carries each fee once).
         Priced and taxed by Odoo from the product, like a line typed by hand."""
-        self.ensure_one()
+        lines = super()._iot_extra_invoice_lines(invoice_date)
         fees = (
             self.env["iot.dunning.line"]
             .sudo()
@@ -325,21 +325,19 @@ class IotContract(models.Model):
             )
         )
         fees.write({"fee_invoiced": True})
-        return [
-            Command.create(
-                {
-                    "display_type": "product",
-                    "product_id": fee.fee_product_id.id,
-                    "quantity": 1,
-                    "name": self.env._(
-                        "%(fee)s: %(level)s, invoice %(invoice)s",
-                        fee=fee.fee_product_id.display_name,
-                        level=fee.level_id.name,
-                        invoice=fee.invoice_id.name,
-                    ),
-                    "iot_dunning_line_ids": [Command.set(fee.ids)],
-                }
-            )
+        return lines + [
+            {
+                "display_type": "product",
+                "product_id": fee.fee_product_id.id,
+                "quantity": 1,
+                "name": self.env._(
+                    "%(fee)s: %(level)s, invoice %(invoice)s",
+                    fee=fee.fee_product_id.display_name,
+                    level=fee.level_id.name,
+                    invoice=fee.invoice_id.name,
+                ),
+                "iot_dunning_line_ids": [Command.set(fee.ids)],
+            }
             for fee in fees
         ]
 

@@ -39,4 +39,8 @@ class IotInvoicingSchedule(models.Model):
         elif vals.get("state") == "cancelled":
             # Readings of a cancelled period wait for another schedule (or rejection).
             Usage._mark_for_schedules(self, ("to_value", "valued"), "to_value", detach=True)
+        elif vals.get("state") == "planned":
+            # A freed period (its invoice cancelled, deleted or fully credited) is billed again:
+            # its readings are valued anew and its valuations no longer point at the old lines.
+            Usage._release_for_schedules(self)
         return result

@@ -376,6 +376,19 @@ class IotUsage(models.Model):
         self.invalidate_model(["state", "schedule_id", "is_late"])
 
     @api.model
+    def _release_for_schedules(self, schedules):
+        """The periods of ``schedules`` are billed again (their invoice was undone): readings go
+        back to be valued, detached, and the valuations forget the invoice lines they were on."""
+        self._mark_for_schedules(schedules, ("valued", "invoiced"), "to_value", detach=True)
+        Valuation = self.env["iot.usage.valuation"]
+        Valuation.flush_model(["move_line_id"])
+        self.env.execute_query(SQL(
+            "UPDATE iot_usage_valuation SET move_line_id = NULL WHERE schedule_id = ANY(%s)", schedules.ids,
+        ))
+        Valuation.invalidate_model(["move_line_id"])
+        schedules.invalidate_recordset(["invoice_line_ids", "invoice_line_id"])
+
+    @api.model
     def _reject_orphans(self, company, before):
         """Readings older than ``before`` that no contract item covers are rejected, with
         the reason, so that they show up for re-processing instead of waiting forever."""
