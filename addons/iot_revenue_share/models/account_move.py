@@ -1,4 +1,5 @@
 from odoo import fields, models
+from odoo.exceptions import UserError
 
 
 class AccountMove(models.Model):
@@ -30,3 +31,19 @@ class AccountMove(models.Model):
         action = self.env["ir.actions.act_window"]._for_xml_id("iot_revenue_share.iot_revenue_share_line_action")
         action["domain"] = [("invoice_id", "=", self.id)]
         return action
+
+    def button_draft(self):
+        # A shared document reset to draft would keep its shares in a settlement: the
+        # correction of a shared invoice is a credit note, whose share the next settlement takes back.
+        shared = self.env["iot.revenue.share.line"].sudo()._read_group(
+            [("invoice_id", "in", self.ids)], ["invoice_id"]
+        )
+        if shared:
+            raise UserError(
+                self.env._(
+                    "%s was shared with partners in a revenue share settlement: issue a credit note "
+                    "instead of resetting it to draft.",
+                    shared[0][0].display_name,
+                )
+            )
+        return super().button_draft()

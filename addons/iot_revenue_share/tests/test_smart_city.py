@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 from odoo import fields
+from odoo.exceptions import UserError
 from odoo.tests import tagged
 
 from .common import RevenueShareCommon
@@ -76,9 +77,10 @@ class TestSmartCity(RevenueShareCommon):
         settlement = self._settle("2022-05")
         self.assertEqual(len(settlement), 1)
         # May's share net of April's credit note, rounded once
-        expected = self._percent_of(may.amount_untaxed - refund.amount_untaxed, 30)
+        # the credit note in full freed April's periods (iot_contract): May's run bills them again
+        self.assertEqual(len(may.iot_schedule_ids), 80)
+        expected = self._percent_of(sum(may.mapped("amount_untaxed")) - refund.amount_untaxed, 30)
         self.assertEqual(settlement.amount_total, expected)
-        # May has no usage reading: less than April's refund, the vendor owes the difference
         self.assertEqual(settlement.move_id.move_type, "in_invoice" if expected > 0 else "in_refund")
         self.assertEqual(settlement.move_id.amount_untaxed, abs(expected))
         refund_lines = self.env["iot.revenue.share.line"].search([("invoice_id", "=", refund.id)])
@@ -105,13 +107,22 @@ class TestSmartCity(RevenueShareCommon):
         settlement = self._settle("2022-05")
         self.assertEqual(settlement.amount_total, -self._percent_of(refund.amount_untaxed, 30))
 
-    def test_invoice_and_credit_note_in_one_month_net_to_zero(self):
+    def test_invoice_credited_in_full_before_settlement_is_shared_when_billed_again(self):
         april = self._bill("2022-04-30")
         self._credit_note(april, "2022-04-30")
-        settlement = self._settle("2022-04")
-        self.assertEqual((settlement.amount_total, settlement.state), (0.0, "empty"))
-        self.assertFalse(settlement.move_id, "nothing to bill")
-        self.assertEqual(settlement.line_count, 160)
+        # iot_contract frees the periods of an invoice credited in full: nothing to share
+        self.assertFalse(self._settle("2022-04"))
+        rebilled = self._bill("2022-05-31")
+        self.assertEqual(len(rebilled.iot_schedule_ids), 80, "April's periods again, and May's")
+        settlement = self._settle("2022-05")
+        self.assertEqual(settlement.amount_total, self._percent_of(sum(rebilled.mapped("amount_untaxed")), 30))
+        self.assertEqual(settlement.line_ids.invoice_id, rebilled)
+
+    def test_shared_invoice_cannot_go_back_to_draft(self):
+        april = self._bill("2022-04-30")
+        self._settle("2022-04")
+        with self.assertRaises(UserError):
+            april.button_draft()
 
     def test_commission_journal_entry(self):
         invoice = self._bill("2022-04-30")

@@ -96,7 +96,10 @@ REFUNDS_SQL = """
        AND refund.state = 'posted'
        AND refund.date <= %(date_to)s
        AND refund.date >= %(horizon)s
-       AND EXISTS (SELECT 1 FROM iot_invoicing_schedule schedule WHERE schedule.invoice_id = origin.id)
+       -- shared already, or still billing its periods (shared in this run); a credit note in
+       -- full frees the invoice's periods (iot_contract), its shares are found by their lines
+       AND (EXISTS (SELECT 1 FROM iot_revenue_share_line line WHERE line.invoice_id = origin.id)
+            OR EXISTS (SELECT 1 FROM iot_invoicing_schedule schedule WHERE schedule.invoice_id = origin.id))
 """
 
 SHARED_LINES_SQL = """
