@@ -1,4 +1,5 @@
 from odoo import Command, api, fields, models
+from odoo.addons.base.models.res_partner import _tz_get
 from odoo.exceptions import UserError
 from odoo.tools.misc import format_date
 
@@ -81,6 +82,14 @@ class IotContract(models.Model):
         required=True,
         default="plan",
         help="What happens to an item on its last day: the plan's choice, or this one for every item.",
+    )
+    tz = fields.Selection(
+        _tz_get,
+        string="Time Zone",
+        required=True,
+        default=lambda self: self.env.company.partner_id.tz or "UTC",
+        help="Billing periods start and end at midnight in this time zone: readings and events "
+        "fall into a period by their local time.",
     )
     auto_post = fields.Boolean(
         string="Post Invoices",

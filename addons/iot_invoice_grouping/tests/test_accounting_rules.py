@@ -258,3 +258,30 @@ class TestAccountingRules(IotContractCommon):
     def test_a_run_in_the_future_is_refused(self):
         with freeze_time("2022-04-30"), self.assertRaisesRegex(ValidationError, "after today"):
             self._run_billing("2022-05-01")
+
+    # ------------------------------------------------------------------ 9. time zone of a period
+    def test_periods_follow_the_contract_time_zone(self):
+        for zone, readings, april, may in (
+            # UTC+2 in spring: 22:30 UTC on 30 April is 00:30 on 1 May in Stockholm.
+            ("Europe/Stockholm", [("1", "2022-03-31T22:30:00Z"), ("2", "2022-04-30T21:59:59Z"),
+                                  ("4", "2022-04-30T22:30:00Z")], 3.0, 4.0),
+            # A half-hour offset (UTC+5:30): 18:29 UTC is 23:59 local, 18:30 UTC the next day.
+            ("Asia/Kolkata", [("1", "2022-03-31T18:30:00Z"), ("2", "2022-04-30T18:29:00Z"),
+                              ("4", "2022-04-30T18:30:00Z")], 3.0, 4.0),
+            ("UTC", [("1", "2022-03-31T22:30:00Z"), ("2", "2022-04-30T21:59:59Z"),
+                     ("4", "2022-04-30T22:30:00Z")], 6.0, 0.0),
+        ):
+            with self.subTest(zone=zone):
+                contract = self._contract(tz=zone)
+                [device] = self._devices(contract, 1, date_start="2022-03-01")
+                self._ingest([(device, quantity, timestamp) for quantity, timestamp in readings])
+                schedules = device.contract_item_ids.schedule_ids
+                invoice = self._bill(contract, "2022-05-31")
+                by_month = {s.date_from.month: s for s in schedules}
+                self.assertEqual(by_month[4].usage_quantity, april)
+                self.assertEqual(by_month[5].usage_quantity, may)
+                self.assertIn(by_month[4], invoice.iot_schedule_ids)
+                wizard = self.env["iot.usage.calculator.test.wizard"].create({
+                    "calculator_id": self.energy.id, "device_id": device.id,
+                    "date_from": "2022-04-01", "date_to": "2022-04-30"})
+                self.assertEqual(wizard.quantity, april, "the wizard reads the same local days")

@@ -29,34 +29,40 @@ SOURCES = [("api", "API"), ("mqtt", "MQTT"), ("import", "Import"), ("manual", "M
 # transaction, so a failure rolls both back.
 # The due schedules drive the join (materialized first) so that PostgreSQL looks
 # up each device's readings by index instead of pairing every item with every reading.
+# Periods begin and end at midnight in the contract's time zone (local_midnight, see
+# init), readings are stored in UTC.
 ASSIGN_READINGS_SQL = """
     WITH due AS MATERIALIZED (
-        SELECT schedule.id, schedule.device_id, schedule.contract_item_id,
-               schedule.date_from, schedule.date_to, item.date_start, item.date_end
+        SELECT schedule.id, schedule.device_id, schedule.contract_item_id, contract.tz,
+               local_midnight(schedule.date_from, contract.tz) AS starts,
+               local_midnight(schedule.date_to + 1, contract.tz) AS stops,
+               local_midnight(item.date_start, contract.tz) AS item_starts,
+               local_midnight(item.date_end + 1, contract.tz) AS item_stops
           FROM unnest(%(schedule_ids)s::int[]) AS due_id(id)
           JOIN iot_invoicing_schedule schedule ON schedule.id = due_id.id
           JOIN iot_contract_item item ON item.id = schedule.contract_item_id
+          JOIN iot_contract contract ON contract.id = schedule.contract_id
          WHERE schedule.device_id IS NOT NULL
     ),
     candidate AS (
         SELECT DISTINCT ON (usage.id)
                usage.id AS usage_id, due.id AS schedule_id, due.contract_item_id,
-               usage.timestamp < due.date_from AS is_late
+               usage.timestamp < due.starts AS is_late
           FROM due
           JOIN iot_usage usage ON usage.device_id = due.device_id
          WHERE usage.state = 'to_value'
-           AND usage.timestamp >= due.date_start
-           AND (due.date_end IS NULL OR usage.timestamp < due.date_end + 1)
-           AND usage.timestamp < due.date_to + 1
-           AND (usage.timestamp >= due.date_from
+           AND usage.timestamp >= due.item_starts
+           AND (due.item_stops IS NULL OR usage.timestamp < due.item_stops)
+           AND usage.timestamp < due.stops
+           AND (usage.timestamp >= due.starts
                 OR NOT EXISTS (
                     SELECT 1 FROM iot_invoicing_schedule open_period
                      WHERE open_period.contract_item_id = due.contract_item_id
                        AND open_period.state = 'planned'
                        AND open_period.id <> due.id
-                       AND usage.timestamp >= open_period.date_from
-                       AND usage.timestamp < open_period.date_to + 1))
-         ORDER BY usage.id, due.date_from
+                       AND usage.timestamp >= local_midnight(open_period.date_from, due.tz)
+                       AND usage.timestamp < local_midnight(open_period.date_to + 1, due.tz)))
+         ORDER BY usage.id, due.starts
     )
     UPDATE iot_usage usage
        SET schedule_id = candidate.schedule_id,
@@ -145,6 +151,15 @@ class IotUsage(models.Model):
     ]
 
     def init(self):
+        # The UTC instant a local day begins: billing periods are days of the contract's
+        # time zone, readings are stored in UTC.
+        self.env.cr.execute(
+            """
+            CREATE OR REPLACE FUNCTION local_midnight(day date, zone varchar) RETURNS timestamp
+                LANGUAGE sql STABLE PARALLEL SAFE
+                AS $$ SELECT (day::timestamp AT TIME ZONE coalesce(zone, 'UTC')) AT TIME ZONE 'UTC' $$
+            """
+        )
         # The billing queries read one device's readings of one metric over a period,
         # and the readings still to value of the due devices (a small, moving subset);
         # users look for the rejected ones. No index on the state alone: valued and
@@ -400,9 +415,11 @@ class IotUsage(models.Model):
              WHERE usage.state = 'to_value' AND usage.company_id = %s AND usage.timestamp < %s
                AND NOT EXISTS (
                    SELECT 1 FROM iot_contract_item item
+                     JOIN iot_contract contract ON contract.id = item.contract_id
                     WHERE item.device_id = usage.device_id
-                      AND usage.timestamp >= item.date_start
-                      AND (item.date_end IS NULL OR usage.timestamp < item.date_end + 1))
+                      AND usage.timestamp >= local_midnight(item.date_start, contract.tz)
+                      AND (item.date_end IS NULL
+                           OR usage.timestamp < local_midnight(item.date_end + 1, contract.tz)))
             """,
             (company.id, before),
         )

@@ -1,5 +1,4 @@
 from collections import namedtuple
-from datetime import timedelta
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 from odoo import api, fields, models
@@ -34,10 +33,11 @@ PRICINGS = [
 # late readings included, readings already invoiced excluded).
 # ``convert``: for a rule, the function that turns its prices into billed prices (or None);
 # ``proration``: the share of a full billing period the scope covers.
+# ``tz``: the time zone whose midnights bound the dates (the contract's).
 UsageScope = namedtuple(
     "UsageScope",
-    "key calculators currency device_id date_from date_to schedule_id convert proration",
-    defaults=(None, Decimal(1)),
+    "key calculators currency device_id date_from date_to schedule_id convert proration tz",
+    defaults=(None, Decimal(1), "UTC"),
 )
 # What one rule made of one scope: the measured quantity, the readings (or events) counted,
 # the quantity after the included allowance, the amount in the scope's currency and the
@@ -201,15 +201,27 @@ class IotUsageCalculator(models.Model):
             )
         return SQL(
             """SELECT scope.key, usage.id, usage.metric_id, usage.quantity, usage.timestamp, usage.payload
-                 FROM unnest(%s::int[], %s::int[], %s::timestamp[], %s::timestamp[])
-                      AS scope(key, device_id, start_at, stop_at)
+                 FROM (%s) AS scope
                  JOIN iot_usage usage ON usage.device_id = scope.device_id
                   AND usage.timestamp >= scope.start_at AND usage.timestamp < scope.stop_at
                 WHERE usage.state != 'rejected'""",
+            self._scope_bounds_sql(scopes),
+        )
+
+    @api.model
+    def _scope_bounds_sql(self, scopes):
+        """Rows ``(key, device_id, start_at, stop_at)``: the scopes' first and last days as UTC
+        instants, from midnight to midnight in each scope's time zone."""
+        return SQL(
+            """SELECT scope.key, scope.device_id, local_midnight(scope.date_from, scope.tz) AS start_at,
+                      local_midnight(scope.date_to + 1, scope.tz) AS stop_at
+                 FROM unnest(%s::int[], %s::int[], %s::date[], %s::date[], %s::varchar[])
+                      AS scope(key, device_id, date_from, date_to, tz)""",
             [scope.key for scope in scopes],
             [scope.device_id for scope in scopes],
             [scope.date_from for scope in scopes],
-            [scope.date_to + timedelta(days=1) for scope in scopes],
+            [scope.date_to for scope in scopes],
+            [scope.tz or "UTC" for scope in scopes],
         )
 
     @api.model
@@ -235,16 +247,12 @@ class IotUsageCalculator(models.Model):
             mine = [scope for scope in scopes if self in scope.calculators]
             rows = self.env.execute_query(SQL(
                 """SELECT scope.key, count(event.id)
-                     FROM unnest(%s::int[], %s::int[], %s::timestamp[], %s::timestamp[])
-                          AS scope(key, device_id, start_at, stop_at)
+                     FROM (%s) AS scope
                      JOIN iot_billing_device_event event ON event.device_id = scope.device_id
                       AND event.event_type = %s
                       AND event.date >= scope.start_at AND event.date < scope.stop_at
                     GROUP BY scope.key""",
-                [scope.key for scope in mine],
-                [scope.device_id for scope in mine],
-                [scope.date_from for scope in mine],
-                [scope.date_to + timedelta(days=1) for scope in mine],
+                self._scope_bounds_sql(mine),
                 self.event_type,
             ))
             return {(key, self.id): (count, count, None) for key, count in rows}

@@ -53,12 +53,12 @@ class IotUsageValuation(models.Model):
         # schedule per device, and per-record ORM reads would cost more than the valuation.
         schedules.flush_model()
         self.env["iot.contract.item"].flush_model(["billing_period"])
-        self.env["iot.contract"].flush_model(["fiscal_position_id"])
+        self.env["iot.contract"].flush_model(["fiscal_position_id", "tz"])
         facts = self.env.execute_query(SQL(
             """
             SELECT schedule.id, schedule.contract_item_id, product.product_tmpl_id, schedule.product_id,
                    schedule.company_id, contract.fiscal_position_id, schedule.currency_id, schedule.invoice_date,
-                   schedule.device_id, schedule.date_from, schedule.date_to, item.billing_period
+                   schedule.device_id, schedule.date_from, schedule.date_to, item.billing_period, contract.tz
               FROM iot_invoicing_schedule schedule
               JOIN iot_contract_item item ON item.id = schedule.contract_item_id
               JOIN iot_contract contract ON contract.id = schedule.contract_id
@@ -74,7 +74,7 @@ class IotUsageValuation(models.Model):
         scopes = []
         for (
             schedule_id, item_id, template_id, plan_id, company_id, fiscal_position_id, currency_id, invoice_date,
-            device_id, date_from, date_to, billing_period,
+            device_id, date_from, date_to, billing_period, tz,
         ) in facts:
             if currency_id not in currencies:
                 currencies[currency_id] = self.env["res.currency"].browse(currency_id)
@@ -85,7 +85,7 @@ class IotUsageValuation(models.Model):
             scopes.append(UsageScope(
                 key=schedule_id, calculators=rules,
                 currency=currencies[currency_id], device_id=device_id, date_from=date_from, date_to=date_to,
-                schedule_id=schedule_id, proration=shares[period],
+                schedule_id=schedule_id, proration=shares[period], tz=tz,
                 convert=price_terms.converter(plan_id, company_id, fiscal_position_id, currency_id, invoice_date),
             ))
         measures = self.env["iot.usage.calculator"]._evaluate(scopes)

@@ -36,6 +36,7 @@ class IotUsageCalculatorTestWizard(models.TransientModel):
         scope = UsageScope(
             key=0, calculators=calculator, currency=self.currency_id, device_id=self.device_id.id,
             date_from=self.date_from, date_to=self.date_to, schedule_id=False,
+            tz=self.device_id.contract_id.tz or "UTC",
         )
         measure = calculator._evaluate([scope])[0, calculator.id]
         return float(measure.quantity), measure.count, float(measure.amount)
