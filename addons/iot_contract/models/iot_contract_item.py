@@ -528,11 +528,15 @@ class IotContractItem(models.Model):
         )
         if periods_cache is not None and key in periods_cache:
             return periods_cache[key]
-        periods = [
-            {
+        periods = []
+        for date_from, date_to, period_start, period_end in split_periods(
+            self.date_start, self.date_end, self.billing_period
+        ):
+            fee = {
                 "date_from": date_from,
                 "date_to": date_to,
                 "invoice_date": period_start if in_advance else period_end,
+                "part": "fee" if in_advance else "all",
                 "fixed_amount": prorate(
                     self.price_unit,
                     date_from,
@@ -543,10 +547,10 @@ class IotContractItem(models.Model):
                     days_off=overlap_days(date_from, date_to, days_off),
                 ),
             }
-            for date_from, date_to, period_start, period_end in split_periods(
-                self.date_start, self.date_end, self.billing_period
-            )
-        ]
+            periods.append(fee)
+            if in_advance:
+                # Usage is always in arrears: measured by the period's end, billed then.
+                periods.append(dict(fee, invoice_date=period_end, part="usage", fixed_amount=0.0))
         if periods_cache is not None:
             periods_cache[key] = periods
         return periods
@@ -598,18 +602,22 @@ class IotContractItem(models.Model):
         to_create, to_cancel, updates = [], Schedule, defaultdict(Schedule.browse)
         periods_cache = {}
         for item in self:
-            current = {schedule.date_from: schedule for schedule in existing.get(item, Schedule)}
+            current = {(schedule.date_from, schedule.part): schedule for schedule in existing.get(item, Schedule)}
             invoiced = [s for s in current.values() if s.state == "invoiced"]
             matched = Schedule
             for vals in item._iot_schedule_periods(periods_cache):
-                schedule = current.get(vals["date_from"])
+                schedule = current.get((vals["date_from"], vals["part"]))
                 if schedule:
                     matched |= schedule
                     if schedule.state != "invoiced":
                         changes = schedule._iot_changes(vals)
                         if changes:
                             updates[tuple(sorted(changes.items()))] |= schedule
-                elif not any(s.date_from <= vals["date_to"] and vals["date_from"] <= s.date_to for s in invoiced):
+                elif not any(
+                    s.date_from <= vals["date_to"] and vals["date_from"] <= s.date_to
+                    and _parts_overlap(s.part, vals["part"])
+                    for s in invoiced
+                ):
                     to_create.append(dict(vals, contract_item_id=item.id))
             to_cancel |= (existing.get(item, Schedule) - matched).filtered(lambda schedule: schedule.state == "planned")
         to_cancel.write({"state": "cancelled"})
@@ -633,3 +641,8 @@ class IotContractItem(models.Model):
             devices.action_terminate()
         (self - devices.contract_item_ids)._iot_terminate(fields.Date.context_today(self))
         return True
+
+
+def _parts_overlap(part, other):
+    """Whether schedules of these parts bill the same thing (a fee, usage) for a period."""
+    return "all" in (part, other) or part == other

@@ -2,7 +2,7 @@ from odoo import api, fields, models
 from odoo.tools import create_index
 from odoo.tools.float_utils import float_compare
 
-from ..tools import period_bounds
+from ..tools import SCHEDULE_PARTS, period_bounds
 
 
 class IotInvoicingSchedule(models.Model):
@@ -35,6 +35,15 @@ class IotInvoicingSchedule(models.Model):
         help="When the schedule becomes due: the end of its billing period (fees in arrears) "
         "or its start (fees in advance). Schedules of a contract due on the same date are "
         "invoiced together.",
+    )
+    part = fields.Selection(
+        SCHEDULE_PARTS,
+        required=True,
+        default="all",
+        readonly=True,
+        help="What the schedule bills: with fees in arrears, the period's fee and usage at its end; "
+        "with fees in advance, the fee at the period's start and the usage, in a second schedule, "
+        "at its end.",
     )
     fixed_amount = fields.Monetary(string="Fixed Fee")
     usage_quantity = fields.Float(digits=(16, 6), help="Filled when usage is valued.")
@@ -88,8 +97,9 @@ class IotInvoicingSchedule(models.Model):
     _sql_constraints = [
         (
             "item_date_from_unique",
-            "unique(contract_item_id, date_from)",
-            "A contract item has one schedule per period.",
+            "unique(contract_item_id, date_from, part)",
+            "A contract item has one schedule per period (one for its fee, one for its usage when "
+            "fees are billed in advance).",
         ),
         ("dates_ordered", "CHECK(date_from <= date_to)", "A schedule ends after it starts."),
     ]
@@ -244,15 +254,15 @@ class IotInvoicingSchedule(models.Model):
             """
             INSERT INTO iot_invoicing_schedule (
                 contract_item_id, contract_id, device_id, product_id, company_id, currency_id,
-                date_from, date_to, invoice_date, fixed_amount, usage_quantity, usage_amount,
+                date_from, date_to, invoice_date, part, fixed_amount, usage_quantity, usage_amount,
                 amount_total, state, create_uid, write_uid, create_date, write_date)
             SELECT item.id, item.contract_id, item.device_id, item.product_id, item.company_id,
-                   item.currency_id, row.date_from, row.date_to, row.invoice_date,
+                   item.currency_id, row.date_from, row.date_to, row.invoice_date, row.part,
                    row.fixed_amount, 0, 0, row.fixed_amount, 'planned',
                    %(uid)s, %(uid)s, %(now)s, %(now)s
               FROM unnest(%(item_ids)s::int[], %(dates_from)s::date[], %(dates_to)s::date[],
-                          %(invoice_dates)s::date[], %(amounts)s::numeric[])
-                   AS row(item_id, date_from, date_to, invoice_date, fixed_amount)
+                          %(invoice_dates)s::date[], %(parts)s::varchar[], %(amounts)s::numeric[])
+                   AS row(item_id, date_from, date_to, invoice_date, part, fixed_amount)
               JOIN iot_contract_item item ON item.id = row.item_id
             RETURNING id
             """,
@@ -263,6 +273,7 @@ class IotInvoicingSchedule(models.Model):
                 "dates_from": [vals["date_from"] for vals in vals_list],
                 "dates_to": [vals["date_to"] for vals in vals_list],
                 "invoice_dates": [vals["invoice_date"] for vals in vals_list],
+                "parts": [vals.get("part", "all") for vals in vals_list],
                 "amounts": [vals["fixed_amount"] for vals in vals_list],
             },
         )

@@ -12,6 +12,9 @@ from dateutil.relativedelta import relativedelta
 # (code, label, months): the billing periods of plans, contracts and contract items.
 _PERIODS = (("monthly", "Monthly", 1), ("quarterly", "Quarterly", 3), ("yearly", "Yearly", 12))
 BILLING_PERIODS = [(code, label) for code, label, _months in _PERIODS]  # selection of the fields
+# What a schedule bills: fees in arrears bill a period's fee and usage together at its end;
+# fees in advance bill the fee at the period's start and its usage, measured by then, at its end.
+SCHEDULE_PARTS = [("all", "Fee and usage"), ("fee", "Fixed fee"), ("usage", "Usage")]
 PERIOD_MONTHS = {code: months for code, _label, months in _PERIODS}
 
 

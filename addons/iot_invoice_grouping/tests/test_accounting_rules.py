@@ -285,3 +285,27 @@ class TestAccountingRules(IotContractCommon):
                     "calculator_id": self.energy.id, "device_id": device.id,
                     "date_from": "2022-04-01", "date_to": "2022-04-30"})
                 self.assertEqual(wizard.quantity, april, "the wizard reads the same local days")
+
+    # ------------------------------------------------------------------ 6. usage in arrears
+    def test_fees_in_advance_usage_in_arrears_each_in_its_own_period(self):
+        contract = self._contract(fixed_fee_timing="advance")
+        TestAccountingRules.number += 1
+        device = self._pending_device("ACC-ADV-%d" % self.number)
+        self._activate(device, date_start="2022-04-01", contract=contract, duration_months=2)
+        self._ingest([(device, "10", "2022-04-12T00:00:00Z"), (device, "20", "2022-05-12T00:00:00Z")])
+        billed = {}
+        for run_date in ("2022-04-01", "2022-04-30", "2022-05-01", "2022-05-31", "2022-06-30"):
+            billed[run_date] = self._bill(contract, run_date)
+        lines = {day: invoices.invoice_line_ids for day, invoices in billed.items()}
+        # The fee on the period's first day, its usage once the period has ended.
+        self.assertEqual(lines["2022-04-01"].mapped("price_subtotal"), [15.0])
+        self.assertEqual(lines["2022-04-30"].mapped("price_subtotal"), [5.0])
+        self.assertIn("2022-04-01 to 2022-04-30", lines["2022-04-30"].name)
+        self.assertEqual(lines["2022-05-01"].mapped("price_subtotal"), [15.0])
+        # The last period's usage is billed after the term, labelled with its own period.
+        self.assertEqual(lines["2022-05-31"].mapped("price_subtotal"), [10.0])
+        self.assertIn("2022-05-01 to 2022-05-31", lines["2022-05-31"].name)
+        self.assertFalse(billed["2022-06-30"])
+        readings = self.env["iot.usage"].search([("device_id", "=", device.id)])
+        self.assertEqual(set(readings.mapped("state")), {"invoiced"})
+        self.assertFalse(any(readings.mapped("is_late")), "no reading waits for the next period")

@@ -18,7 +18,9 @@ class IotInvoicingSchedule(models.Model):
 
     def _iot_value_usage(self, run):
         result = super()._iot_value_usage(run)
-        planned = self.filtered(lambda schedule: schedule.state == "planned")
+        # A schedule of the fee alone (fees in advance) bills no usage: its period's usage
+        # has a schedule of its own, due at the period's end.
+        planned = self.filtered(lambda schedule: schedule.state == "planned" and schedule.part != "fee")
         if planned:
             self.env["iot.usage"]._assign_to_schedules(planned)
             self.env["iot.usage.valuation"]._value_schedules(planned)

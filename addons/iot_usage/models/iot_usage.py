@@ -42,7 +42,7 @@ ASSIGN_READINGS_SQL = """
           JOIN iot_invoicing_schedule schedule ON schedule.id = due_id.id
           JOIN iot_contract_item item ON item.id = schedule.contract_item_id
           JOIN iot_contract contract ON contract.id = schedule.contract_id
-         WHERE schedule.device_id IS NOT NULL
+         WHERE schedule.device_id IS NOT NULL AND schedule.part != 'fee'
     ),
     candidate AS (
         SELECT DISTINCT ON (usage.id)
@@ -58,7 +58,7 @@ ASSIGN_READINGS_SQL = """
                 OR NOT EXISTS (
                     SELECT 1 FROM iot_invoicing_schedule open_period
                      WHERE open_period.contract_item_id = due.contract_item_id
-                       AND open_period.state = 'planned'
+                       AND open_period.state = 'planned' AND open_period.part != 'fee'
                        AND open_period.id <> due.id
                        AND usage.timestamp >= local_midnight(open_period.date_from, due.tz)
                        AND usage.timestamp < local_midnight(open_period.date_to + 1, due.tz)))
