@@ -308,12 +308,14 @@ class IotContractItem(models.Model):
         )
         credits = defaultdict(list)  # invoice -> [(schedule, amount, date_from)]
         for item, schedules in candidates.grouped("contract_item_id").items():
-            kept = {vals["date_from"]: vals["fixed_amount"] for vals in item._iot_schedule_periods()}
+            kept = {
+                (vals["date_from"], vals["part"]): vals["fixed_amount"] for vals in item._iot_schedule_periods()
+            }
             for schedule in schedules:
                 if schedule.date_to <= item.date_end:
                     continue
                 currency = schedule.currency_id
-                amount = currency.round(schedule.fixed_amount - kept.get(schedule.date_from, 0.0))
+                amount = currency.round(schedule.fixed_amount - kept.get((schedule.date_from, schedule.part), 0.0))
                 if currency.compare_amounts(amount, 0.0) > 0:
                     credits[schedule.invoice_id].append(
                         (schedule, amount, max(schedule.date_from, item.date_end + timedelta(days=1)))

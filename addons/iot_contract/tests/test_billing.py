@@ -130,7 +130,11 @@ class TestBilling(IotContractCommon):
         item = self.Item.create(
             {"contract_id": contract.id, "product_id": self.plan.id, "date_start": "2022-04-15", "name": "Ahead"}
         )
-        self.assertEqual(item.schedule_ids[1].invoice_date, date(2022, 5, 1))
+        fees = item.schedule_ids.filtered(lambda schedule: schedule.part == "fee")
+        self.assertEqual(fees[1].invoice_date, date(2022, 5, 1))
+        # The period's usage has its own schedule, due at the period's end.
+        usage = item.schedule_ids.filtered(lambda schedule: schedule.part == "usage")
+        self.assertEqual((usage[0].invoice_date, usage[0].fixed_amount), (date(2022, 4, 30), 0.0))
         result = self._run_billing("2022-05-01")
         invoices = self.env["account.move"].browse(result["invoice_ids"])
         advance = invoices.filtered(lambda move: move.partner_id == self.customer and move.invoice_origin == "ADV")
