@@ -4,10 +4,10 @@ from odoo.addons.iot_device.tools import (
     ApiInputError,
     check_batch,
     entry_identifier,
+    id_or_reference,
     parse_date,
     require_entry,
     require_identifier,
-    require_text,
     resolve_by_id_or_code,
 )
 
@@ -142,14 +142,9 @@ class IotDevice(models.Model):
         require_entry(entry)
         parsed = {"identifier": require_identifier(entry)}
         for key in ("contract", "plan"):
-            value = entry.get(key)
-            if value in (None, "", False):
-                continue
-            if isinstance(value, str):
-                value = require_text(entry, key, 128)
-            elif not isinstance(value, int) or isinstance(value, bool):
-                raise ApiInputError("'%s' must be an id or a reference" % key)
-            parsed[key] = value
+            value = id_or_reference(entry, key)
+            if value is not None:
+                parsed[key] = value
         parsed["date_start"] = parse_date(entry, "date_start") or fields.Date.context_today(self)
         duration = entry.get("duration_months")
         if duration is not None:
@@ -318,10 +313,8 @@ class IotDevice(models.Model):
         for index, entry in enumerate(entries):
             try:
                 require_entry(entry)
-                plan = entry.get("plan")
-                if isinstance(plan, str):
-                    plan = require_text(entry, "plan", 128)
-                elif not isinstance(plan, int) or isinstance(plan, bool):
+                plan = id_or_reference(entry, "plan")
+                if plan is None:
                     raise ApiInputError("'plan' must be an id or a reference")
                 parsed[index] = {
                     "identifier": require_identifier(entry),

@@ -4,6 +4,7 @@ from .api_input import (
     check_batch,
     dump_payload,
     entry_identifier,
+    id_or_reference,
     optional_payload,
     parse_date,
     parse_utc_timestamp,

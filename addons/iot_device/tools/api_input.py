@@ -64,6 +64,18 @@ def require_identifier(entry):
     return require_text(entry, "identifier", IDENTIFIER_LENGTH)
 
 
+def id_or_reference(entry, key, max_length=128):
+    """An entry's way of naming a record: an id (integer) or a reference (text); None when absent."""
+    value = entry.get(key)
+    if value in (None, "", False):
+        return None
+    if isinstance(value, str):
+        return require_text(entry, key, max_length)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ApiInputError("'%s' must be an id or a reference" % key)
+    return value
+
+
 def entry_identifier(entry):
     """The identifier an entry claims, for error reports, whatever its shape.
 
