@@ -600,7 +600,10 @@ class IotContractItem(models.Model):
         ones are never changed, and no new schedule overlaps them.
         """
         Schedule = self.env["iot.invoicing.schedule"]
-        existing = Schedule.search([("contract_item_id", "in", self.ids)]).grouped("contract_item_id")
+        # Late-usage schedules are not the item's periods: they come and go with late readings.
+        existing = Schedule.search([("contract_item_id", "in", self.ids), ("part", "!=", "late")]).grouped(
+            "contract_item_id"
+        )
         to_create, to_cancel, updates = [], Schedule, defaultdict(Schedule.browse)
         periods_cache = {}
         for item in self:

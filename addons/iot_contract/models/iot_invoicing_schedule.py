@@ -95,16 +95,16 @@ class IotInvoicingSchedule(models.Model):
     )
 
     _sql_constraints = [
-        (
-            "item_date_from_unique",
-            "unique(contract_item_id, date_from, part)",
-            "A contract item has one schedule per period (one for its fee, one for its usage when "
-            "fees are billed in advance).",
-        ),
         ("dates_ordered", "CHECK(date_from <= date_to)", "A schedule ends after it starts."),
     ]
 
     def init(self):
+        # One schedule per item, period and part (one for the fee, one for the usage when fees
+        # are billed in advance); late-usage schedules may come several times for a period.
+        self.env.cr.execute(
+            """CREATE UNIQUE INDEX IF NOT EXISTS iot_invoicing_schedule_item_period_uniq
+                   ON iot_invoicing_schedule (contract_item_id, date_from, part) WHERE part != 'late'"""
+        )
         # The billing run's query: planned schedules due by a date, per company.
         create_index(
             self.env.cr,

@@ -14,7 +14,8 @@ _PERIODS = (("monthly", "Monthly", 1), ("quarterly", "Quarterly", 3), ("yearly",
 BILLING_PERIODS = [(code, label) for code, label, _months in _PERIODS]  # selection of the fields
 # What a schedule bills: fees in arrears bill a period's fee and usage together at its end;
 # fees in advance bill the fee at the period's start and its usage, measured by then, at its end.
-SCHEDULE_PARTS = [("all", "Fee and usage"), ("fee", "Fixed fee"), ("usage", "Usage")]
+# A late-usage schedule re-rates a period already invoiced for readings that arrived after it.
+SCHEDULE_PARTS = [("all", "Fee and usage"), ("fee", "Fixed fee"), ("usage", "Usage"), ("late", "Late usage")]
 PERIOD_MONTHS = {code: months for code, _label, months in _PERIODS}
 
 

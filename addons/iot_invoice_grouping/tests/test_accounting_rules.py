@@ -309,3 +309,27 @@ class TestAccountingRules(IotContractCommon):
         readings = self.env["iot.usage"].search([("device_id", "=", device.id)])
         self.assertEqual(set(readings.mapped("state")), {"invoiced"})
         self.assertFalse(any(readings.mapped("is_late")), "no reading waits for the next period")
+
+    # ------------------------------------------------------------------ 7. nothing measured unbilled
+    def test_a_reading_after_the_last_period_was_invoiced_is_billed_on_a_late_usage_line(self):
+        contract = self._contract()
+        TestAccountingRules.number += 1
+        device = self._pending_device("ACC-LATE-%d" % self.number)
+        self._activate(device, date_start="2022-04-01", contract=contract, duration_months=1)
+        self.energy.minimum_amount = 3.0
+        self._ingest([(device, "10", "2022-04-10T00:00:00Z")])
+        april = self._bill(contract, "2022-04-30")
+        self.assertEqual(april.amount_untaxed, 15.0 + 5.0)
+        # The term is over, April is invoiced; then April readings arrive, and one after the term.
+        self._ingest([(device, "4", "2022-04-20T00:00:00Z"), (device, "1", "2022-05-03T00:00:00Z")])
+        late = self._bill(contract, "2022-05-31")
+        # April re-rated with every reading: 14 x 0.50 = 7.00, of which 5.00 already billed.
+        self.assertEqual(late.amount_untaxed, 2.0)
+        self.assertIn("2022-04-01 to 2022-04-30", late.invoice_line_ids.name)
+        schedule = late.iot_schedule_ids
+        self.assertEqual((schedule.part, schedule.date_from, schedule.usage_amount), ("late", date(2022, 4, 1), 2.0))
+        readings = self.env["iot.usage"].search([("device_id", "=", device.id)])
+        states = {reading.quantity: (reading.state, reading.reject_reason) for reading in readings}
+        self.assertEqual(states[4.0], ("invoiced", False))
+        self.assertEqual(states[1.0], ("rejected", "outside any active contract item"))
+        self.assertFalse(self._bill(contract, "2022-06-30"), "nothing is billed twice")

@@ -16,6 +16,8 @@ class IotBillingRun(models.Model):
         return domain
 
     def _execute(self):
+        # Readings no open period can take any more: a late-usage schedule, due in this run.
+        self.env["iot.usage"]._plan_late_usage(self.company_id, self._iot_cutoff_date())
         result = super()._execute()
         # Once a run is past their period, readings no contract item covers will never be
         # billed: reject them visibly (they can be re-processed after an activation).

@@ -2,6 +2,7 @@ import json
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from odoo import api, fields, models
+from odoo.addons.iot_contract.tools import split_periods
 from odoo.addons.iot_device.tools import (
     ApiInputError,
     check_batch,
@@ -402,6 +403,50 @@ class IotUsage(models.Model):
         ))
         Valuation.invalidate_model(["move_line_id"])
         schedules.invalidate_recordset(["invoice_line_ids", "invoice_line_id"])
+
+    @api.model
+    def _plan_late_usage(self, company, before):
+        """Readings older than ``before`` measured in a period of an item that has no open
+        usage period left (its last period was invoiced: term ended, terminated) get a late-usage
+        schedule for their period, due at ``before``: the period is re-rated with them and the
+        difference billed (``iot.usage.valuation._value_schedules``). Readings an open period
+        can still take wait for it (billed there as late readings)."""
+        self.flush_model()
+        self.env["iot.invoicing.schedule"].flush_model()
+        rows = self.env.execute_query(SQL(
+            """
+            WITH closed_item AS (
+                SELECT item.id, item.device_id, item.date_start, item.date_end, item.billing_period, contract.tz
+                  FROM iot_contract_item item
+                  JOIN iot_contract contract ON contract.id = item.contract_id
+                 WHERE item.company_id = %(company)s AND item.device_id IS NOT NULL AND contract.state != 'draft'
+                   AND NOT EXISTS (
+                       SELECT 1 FROM iot_invoicing_schedule open_period
+                        WHERE open_period.contract_item_id = item.id AND open_period.state = 'planned'
+                          AND open_period.part != 'fee')
+            )
+            SELECT DISTINCT closed_item.id, closed_item.date_start, closed_item.date_end,
+                   closed_item.billing_period,
+                   (usage.timestamp AT TIME ZONE 'UTC' AT TIME ZONE coalesce(closed_item.tz, 'UTC'))::date
+              FROM closed_item
+              JOIN iot_usage usage ON usage.device_id = closed_item.device_id
+               AND usage.state = 'to_value' AND usage.timestamp < %(before)s
+               AND usage.timestamp >= local_midnight(closed_item.date_start, closed_item.tz)
+               AND usage.timestamp < local_midnight(closed_item.date_end + 1, closed_item.tz)
+            """,
+            company=company.id, before=before,
+        ))
+        vals_list, seen = [], set()
+        for item_id, date_start, date_end, billing_period, day in rows:
+            for date_from, date_to, _start, _end in split_periods(date_start, date_end, billing_period):
+                if date_from <= day <= date_to and (item_id, date_from) not in seen:
+                    seen.add((item_id, date_from))
+                    vals_list.append({
+                        "contract_item_id": item_id, "date_from": date_from, "date_to": date_to,
+                        "invoice_date": before, "part": "late", "fixed_amount": 0.0,
+                    })
+                    break
+        return self.env["iot.invoicing.schedule"]._iot_insert_schedules(vals_list)
 
     @api.model
     def _reject_orphans(self, company, before):

@@ -33,11 +33,12 @@ PRICINGS = [
 # late readings included, readings already invoiced excluded).
 # ``convert``: for a rule, the function that turns its prices into billed prices (or None);
 # ``proration``: the share of a full billing period the scope covers.
-# ``tz``: the time zone whose midnights bound the dates (the contract's).
+# ``tz``: the time zone whose midnights bound the dates (the contract's); ``rerate``: a
+# late-usage schedule, measured on its own readings and the period's readings already invoiced.
 UsageScope = namedtuple(
     "UsageScope",
-    "key calculators currency device_id date_from date_to schedule_id convert proration tz",
-    defaults=(None, Decimal(1), "UTC"),
+    "key calculators currency device_id date_from date_to schedule_id convert proration tz rerate",
+    defaults=(None, Decimal(1), "UTC", False),
 )
 # What one rule made of one scope: the measured quantity, the readings (or events) counted,
 # the quantity after the included allowance, the amount in the scope's currency and the
@@ -196,8 +197,18 @@ class IotUsageCalculator(models.Model):
                 """SELECT usage.schedule_id AS key, usage.id, usage.metric_id, usage.quantity,
                           usage.timestamp, usage.payload
                      FROM iot_usage usage
-                    WHERE usage.schedule_id = ANY(%s) AND usage.state IN ('to_value', 'valued')""",
+                    WHERE usage.schedule_id = ANY(%s) AND usage.state IN ('to_value', 'valued')
+                   UNION ALL
+                   SELECT late.id, usage.id, usage.metric_id, usage.quantity, usage.timestamp, usage.payload
+                     FROM iot_invoicing_schedule late
+                     JOIN iot_contract contract ON contract.id = late.contract_id
+                     JOIN iot_usage usage ON usage.contract_item_id = late.contract_item_id
+                      AND usage.state = 'invoiced' AND NOT usage.is_late
+                      AND usage.timestamp >= local_midnight(late.date_from, contract.tz)
+                      AND usage.timestamp < local_midnight(late.date_to + 1, contract.tz)
+                    WHERE late.id = ANY(%s)""",
                 [scope.schedule_id for scope in scopes],
+                [scope.schedule_id for scope in scopes if scope.rerate],
             )
         return SQL(
             """SELECT scope.key, usage.id, usage.metric_id, usage.quantity, usage.timestamp, usage.payload

@@ -58,7 +58,8 @@ class IotUsageValuation(models.Model):
             """
             SELECT schedule.id, schedule.contract_item_id, product.product_tmpl_id, schedule.product_id,
                    schedule.company_id, contract.fiscal_position_id, schedule.currency_id, schedule.invoice_date,
-                   schedule.device_id, schedule.date_from, schedule.date_to, item.billing_period, contract.tz
+                   schedule.device_id, schedule.date_from, schedule.date_to, item.billing_period, contract.tz,
+                   schedule.part
               FROM iot_invoicing_schedule schedule
               JOIN iot_contract_item item ON item.id = schedule.contract_item_id
               JOIN iot_contract contract ON contract.id = schedule.contract_id
@@ -74,7 +75,7 @@ class IotUsageValuation(models.Model):
         scopes = []
         for (
             schedule_id, item_id, template_id, plan_id, company_id, fiscal_position_id, currency_id, invoice_date,
-            device_id, date_from, date_to, billing_period, tz,
+            device_id, date_from, date_to, billing_period, tz, part,
         ) in facts:
             if currency_id not in currencies:
                 currencies[currency_id] = self.env["res.currency"].browse(currency_id)
@@ -85,16 +86,42 @@ class IotUsageValuation(models.Model):
             scopes.append(UsageScope(
                 key=schedule_id, calculators=rules,
                 currency=currencies[currency_id], device_id=device_id, date_from=date_from, date_to=date_to,
-                schedule_id=schedule_id, proration=shares[period], tz=tz,
+                schedule_id=schedule_id, proration=shares[period], tz=tz, rerate=part == "late",
                 convert=price_terms.converter(plan_id, company_id, fiscal_position_id, currency_id, invoice_date),
             ))
         measures = self.env["iot.usage.calculator"]._evaluate(scopes)
+        self._deduct_billed(measures, [scope.key for scope in scopes if scope.rerate])
         rows = [
             (scope.key, calculator, measures[scope.key, calculator.id])
             for scope in scopes
             for calculator in scope.calculators
         ]
         self._replace(schedules, rows)
+
+    @api.model
+    def _deduct_billed(self, measures, late_ids):
+        """A late-usage schedule bills its period re-rated with every reading, less what the
+        period's invoiced schedules already billed for each rule (never less than nothing: a
+        reading that lowers an average or a last value credits nothing)."""
+        if not late_ids:
+            return
+        billed = self.env.execute_query(SQL(
+            """
+            SELECT late.id, valuation.calculator_id, sum(valuation.amount)::text
+              FROM iot_invoicing_schedule late
+              JOIN iot_invoicing_schedule billed ON billed.contract_item_id = late.contract_item_id
+               AND billed.date_from = late.date_from AND billed.state = 'invoiced' AND billed.part != 'fee'
+              JOIN iot_usage_valuation valuation ON valuation.schedule_id = billed.id
+             WHERE late.id = ANY(%s)
+             GROUP BY late.id, valuation.calculator_id
+            """,
+            late_ids,
+        ))
+        for late_id, calculator_id, amount in billed:
+            measure = measures.get((late_id, calculator_id))
+            if measure:
+                remaining = max(Decimal(0), measure.amount - Decimal(amount))
+                measures[late_id, calculator_id] = measure._replace(amount=remaining)
 
     @api.model
     def _calculators(self, facts):
