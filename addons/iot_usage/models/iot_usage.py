@@ -415,15 +415,19 @@ class IotUsage(models.Model):
         self.env["iot.invoicing.schedule"].flush_model()
         rows = self.env.execute_query(SQL(
             """
-            WITH closed_item AS (
+            WITH open_item AS MATERIALIZED (
+                -- One pass over the company's planned schedules, then a hashed anti-join: a
+                -- per-item probe is planned badly right after a large activation.
+                SELECT DISTINCT contract_item_id AS id FROM iot_invoicing_schedule
+                 WHERE state = 'planned' AND part != 'fee' AND company_id = %(company)s
+            ),
+            closed_item AS (
                 SELECT item.id, item.device_id, item.date_start, item.date_end, item.billing_period, contract.tz
                   FROM iot_contract_item item
                   JOIN iot_contract contract ON contract.id = item.contract_id
                  WHERE item.company_id = %(company)s AND item.device_id IS NOT NULL AND contract.state != 'draft'
-                   AND NOT EXISTS (
-                       SELECT 1 FROM iot_invoicing_schedule open_period
-                        WHERE open_period.contract_item_id = item.id AND open_period.state = 'planned'
-                          AND open_period.part != 'fee')
+                   AND item.date_start < %(before)s
+                   AND item.id NOT IN (SELECT id FROM open_item)
             )
             SELECT DISTINCT closed_item.id, closed_item.date_start, closed_item.date_end,
                    closed_item.billing_period,
