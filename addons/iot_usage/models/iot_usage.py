@@ -413,32 +413,46 @@ class IotUsage(models.Model):
         can still take wait for it (billed there as late readings)."""
         self.flush_model()
         self.env["iot.invoicing.schedule"].flush_model()
+        self.env["iot.contract.item"].flush_model()
+        # Only an item whose term has ended can have no open period left; among those, the
+        # ones still holding a planned usage period are not closed. Three small queries rather
+        # than one join, whose plan goes wrong right after a large activation (no statistics).
+        ended = self.env.execute_query(SQL(
+            """
+            SELECT item.id, item.device_id, item.date_start, item.date_end, item.billing_period,
+                   coalesce(contract.tz, 'UTC')
+              FROM iot_contract_item item
+              JOIN iot_contract contract ON contract.id = item.contract_id
+             WHERE item.company_id = %s AND item.device_id IS NOT NULL AND contract.state != 'draft'
+               AND item.date_end <= %s
+            """,
+            company.id, before,
+        ))
+        if not ended:
+            return self.env["iot.invoicing.schedule"]
+        still_open = {
+            item_id for (item_id,) in self.env.execute_query(SQL(
+                """SELECT DISTINCT contract_item_id FROM iot_invoicing_schedule
+                    WHERE contract_item_id = ANY(%s) AND state = 'planned' AND part != 'fee'""",
+                [row[0] for row in ended],
+            ))
+        }
+        closed = [row for row in ended if row[0] not in still_open]
+        if not closed:
+            return self.env["iot.invoicing.schedule"]
         rows = self.env.execute_query(SQL(
             """
-            WITH open_item AS MATERIALIZED (
-                -- One pass over the company's planned schedules, then a hashed anti-join: a
-                -- per-item probe is planned badly right after a large activation.
-                SELECT DISTINCT contract_item_id AS id FROM iot_invoicing_schedule
-                 WHERE state = 'planned' AND part != 'fee' AND company_id = %(company)s
-            ),
-            closed_item AS (
-                SELECT item.id, item.device_id, item.date_start, item.date_end, item.billing_period, contract.tz
-                  FROM iot_contract_item item
-                  JOIN iot_contract contract ON contract.id = item.contract_id
-                 WHERE item.company_id = %(company)s AND item.device_id IS NOT NULL AND contract.state != 'draft'
-                   AND item.date_start < %(before)s
-                   AND item.id NOT IN (SELECT id FROM open_item)
-            )
-            SELECT DISTINCT closed_item.id, closed_item.date_start, closed_item.date_end,
-                   closed_item.billing_period,
-                   (usage.timestamp AT TIME ZONE 'UTC' AT TIME ZONE coalesce(closed_item.tz, 'UTC'))::date
-              FROM closed_item
-              JOIN iot_usage usage ON usage.device_id = closed_item.device_id
-               AND usage.state = 'to_value' AND usage.timestamp < %(before)s
-               AND usage.timestamp >= local_midnight(closed_item.date_start, closed_item.tz)
-               AND usage.timestamp < local_midnight(closed_item.date_end + 1, closed_item.tz)
+            SELECT DISTINCT item.id, item.date_start, item.date_end, item.billing_period,
+                   (usage.timestamp AT TIME ZONE 'UTC' AT TIME ZONE item.tz)::date
+              FROM unnest(%s::int[], %s::int[], %s::date[], %s::date[], %s::varchar[], %s::varchar[])
+                   AS item(id, device_id, date_start, date_end, billing_period, tz)
+              JOIN iot_usage usage ON usage.device_id = item.device_id
+               AND usage.state = 'to_value' AND usage.timestamp < %s
+               AND usage.timestamp >= local_midnight(item.date_start, item.tz)
+               AND usage.timestamp < local_midnight(item.date_end + 1, item.tz)
             """,
-            company=company.id, before=before,
+            *([row[column] for row in closed] for column in range(6)),
+            before,
         ))
         vals_list, seen = [], set()
         for item_id, date_start, date_end, billing_period, day in rows:
