@@ -377,7 +377,8 @@ class IotDevice(models.Model):
         """
         Event = self.env["iot_billing.device.event"]
         Event.flush_model()
-        now = fields.Datetime.now()
+        # The transaction's time, as the ORM stamps create_date: billing compares the two.
+        now = self.env.cr.now()
         self.env.cr.execute(
             """
             INSERT INTO iot_billing_device_event (

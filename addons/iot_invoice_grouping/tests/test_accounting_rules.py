@@ -333,3 +333,30 @@ class TestAccountingRules(IotContractCommon):
         self.assertEqual(states[4.0], ("invoiced", False))
         self.assertEqual(states[1.0], ("rejected", "outside any active contract item"))
         self.assertFalse(self._bill(contract, "2022-06-30"), "nothing is billed twice")
+
+    def test_an_event_posted_after_its_period_was_invoiced_is_billed_late(self):
+        contract = self._contract()
+        TestAccountingRules.number += 1
+        device = self._pending_device("ACC-EVT-%d" % self.number)
+        self._activate(device, date_start="2022-04-01", contract=contract)
+        self.env["iot.usage.calculator"].create({
+            "name": "Door openings", "contract_item_id": device.contract_item_ids.id, "source": "event",
+            "event_type": "door_open", "aggregation": "count", "unit_price": 1.0})
+        Device = self.env["iot_billing.device"].with_user(self.integration_user)
+
+        def post(day, when, message_id):
+            with freeze_time(when):
+                result = Device.api_post_events([{"identifier": device.identifier, "event_type": "door_open",
+                                                  "timestamp": day, "message_id": message_id}])
+            self.assertEqual(result["accepted"], 1, result)
+
+        post("2022-04-10T08:00:00Z", "2022-04-10", "e1")
+        april = self._bill(contract, "2022-04-30")
+        self.assertEqual(april.amount_untaxed, 15.0 + 1.0)
+        post("2022-04-20T08:00:00Z", "2022-05-10", "e2")  # April's, posted in May
+        post("2022-05-12T08:00:00Z", "2022-05-12", "e3")
+        may = self._bill(contract, "2022-05-31")
+        late = may.iot_schedule_ids.filtered(lambda schedule: schedule.part == "late")
+        self.assertEqual((late.date_from, late.usage_amount), (date(2022, 4, 1), 1.0))
+        self.assertEqual(may.amount_untaxed, 1.0 + 15.0 + 1.0, "April's late event, May's fee and event")
+        self.assertFalse(self._bill(contract, "2022-06-01"), "nothing is billed twice")

@@ -406,11 +406,11 @@ class IotUsage(models.Model):
 
     @api.model
     def _plan_late_usage(self, company, before):
-        """Readings older than ``before`` measured in a period of an item that has no open
-        usage period left (its last period was invoiced: term ended, terminated) get a late-usage
-        schedule for their period, due at ``before``: the period is re-rated with them and the
-        difference billed (``iot.usage.valuation._value_schedules``). Readings an open period
-        can still take wait for it (billed there as late readings)."""
+        """Periods ``{(item id, date_from): date_to}`` of readings older than ``before`` measured
+        in an item that has no open usage period left (its last period was invoiced: term ended,
+        terminated). A late-usage schedule re-rates such a period with them and bills the
+        difference (``iot.usage.valuation._value_schedules``). Readings an open period can
+        still take wait for it (billed there as late readings)."""
         self.flush_model()
         self.env["iot.invoicing.schedule"].flush_model()
         self.env["iot.contract.item"].flush_model()
@@ -429,7 +429,7 @@ class IotUsage(models.Model):
             company.id, before,
         ))
         if not ended:
-            return self.env["iot.invoicing.schedule"]
+            return {}
         still_open = {
             item_id for (item_id,) in self.env.execute_query(SQL(
                 """SELECT DISTINCT contract_item_id FROM iot_invoicing_schedule
@@ -439,7 +439,7 @@ class IotUsage(models.Model):
         }
         closed = [row for row in ended if row[0] not in still_open]
         if not closed:
-            return self.env["iot.invoicing.schedule"]
+            return {}
         rows = self.env.execute_query(SQL(
             """
             SELECT DISTINCT item.id, item.date_start, item.date_end, item.billing_period,
@@ -454,17 +454,66 @@ class IotUsage(models.Model):
             *([row[column] for row in closed] for column in range(6)),
             before,
         ))
-        vals_list, seen = [], set()
+        periods = {}
         for item_id, date_start, date_end, billing_period, day in rows:
             for date_from, date_to, _start, _end in split_periods(date_start, date_end, billing_period):
-                if date_from <= day <= date_to and (item_id, date_from) not in seen:
-                    seen.add((item_id, date_from))
-                    vals_list.append({
-                        "contract_item_id": item_id, "date_from": date_from, "date_to": date_to,
-                        "invoice_date": before, "part": "late", "fixed_amount": 0.0,
-                    })
+                if date_from <= day <= date_to:
+                    periods[item_id, date_from] = date_to
                     break
-        return self.env["iot.invoicing.schedule"]._iot_insert_schedules(vals_list)
+        return periods
+
+    @api.model
+    def _plan_late_events(self, company, since):
+        """Periods already invoiced that hold more events counted as usage than they billed
+        (devices with events created since ``since``, the previous run's start):
+        ``{(item id, date_from): date_to}``."""
+        event_types = self.env["iot.usage.calculator"].search([("source", "=", "event")]).mapped("event_type")
+        if not event_types:
+            return {}
+        self.env["iot_billing.device.event"].flush_model()
+        # A period billed fewer of a rule's events than it now holds received events late. Only
+        # devices with events created since the previous run are looked at.
+        rows = self.env.execute_query(SQL(
+            """
+            WITH recent AS (
+                SELECT DISTINCT event.device_id, event.event_type
+                  FROM iot_billing_device_event event
+                 WHERE event.company_id = %s AND event.event_type = ANY(%s) AND event.create_date >= %s
+            )
+            SELECT schedule.contract_item_id, schedule.date_from, schedule.date_to
+              FROM recent
+              JOIN iot_invoicing_schedule schedule ON schedule.device_id = recent.device_id
+               AND schedule.state = 'invoiced' AND schedule.part != 'fee'
+              JOIN iot_contract contract ON contract.id = schedule.contract_id
+              JOIN iot_usage_valuation valuation ON valuation.schedule_id = schedule.id
+              JOIN iot_usage_calculator rule ON rule.id = valuation.calculator_id
+               AND rule.source = 'event' AND rule.event_type = recent.event_type
+             WHERE NOT EXISTS (
+                   SELECT 1 FROM iot_invoicing_schedule pending
+                    WHERE pending.contract_item_id = schedule.contract_item_id AND pending.part = 'late'
+                      AND pending.state = 'planned' AND pending.date_from = schedule.date_from)
+             GROUP BY schedule.contract_item_id, schedule.date_from, schedule.date_to, contract.tz,
+                      recent.device_id, recent.event_type
+            HAVING max(valuation.reading_count) < (
+                   SELECT count(*) FROM iot_billing_device_event event
+                    WHERE event.device_id = recent.device_id AND event.event_type = recent.event_type
+                      AND event.date >= local_midnight(schedule.date_from, contract.tz)
+                      AND event.date < local_midnight(schedule.date_to + 1, contract.tz))
+            """,
+            company.id, event_types, since,
+        ))
+        return {(item_id, date_from): date_to for item_id, date_from, date_to in rows}
+
+    @api.model
+    def _plan_late(self, company, before, since):
+        """Late-usage schedules, due at ``before``, for late readings and late events."""
+        periods = self._plan_late_usage(company, before)
+        periods.update(self._plan_late_events(company, since))
+        return self.env["iot.invoicing.schedule"]._iot_insert_schedules([
+            {"contract_item_id": item_id, "date_from": date_from, "date_to": date_to,
+             "invoice_date": before, "part": "late", "fixed_amount": 0.0}
+            for (item_id, date_from), date_to in periods.items()
+        ])
 
     @api.model
     def _reject_orphans(self, company, before):
