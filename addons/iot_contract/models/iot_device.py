@@ -3,9 +3,9 @@ from odoo.addons.iot_device.models.iot_device import API_CONTEXT, TRANSITIONS
 from odoo.addons.iot_device.tools import (
     ApiInputError,
     check_batch,
-    entry_identifier,
     id_or_reference,
     parse_date,
+    parse_entries,
     require_entry,
     require_identifier,
     resolve_by_id_or_code,
@@ -177,13 +177,7 @@ class IotDevice(models.Model):
         check_batch(activations)
         self.check_access("write")
         self = self.with_context(**API_CONTEXT)
-        results = [None] * len(activations)
-        parsed = {}
-        for index, entry in enumerate(activations):
-            try:
-                parsed[index] = self._api_parse_activation(entry)
-            except ApiInputError as error:
-                results[index] = {"identifier": entry_identifier(entry), "error": str(error)}
+        results, parsed = parse_entries(activations, self._api_parse_activation)
         devices = self._api_find_by_identifier({p["identifier"] for p in parsed.values()})
         contracts = self._api_resolve(
             "iot.contract", {p["contract"] for p in parsed.values() if "contract" in p}, "reference"
@@ -248,14 +242,9 @@ class IotDevice(models.Model):
         check_batch(entries)
         self.check_access("write")
         self = self.with_context(**API_CONTEXT)
-        results = [None] * len(entries)
-        parsed = {}
-        for index, entry in enumerate(entries):
-            try:
-                require_entry(entry)
-                parsed[index] = (require_identifier(entry), parse_date(entry, "date"))
-            except ApiInputError as error:
-                results[index] = {"identifier": entry_identifier(entry), "error": str(error)}
+        results, parsed = parse_entries(
+            entries, lambda entry: (require_identifier(require_entry(entry)), parse_date(entry, "date"))
+        )
         devices = self._api_find_by_identifier({identifier for identifier, _d in parsed.values()})
         batches = {}  # date -> (devices, indices): one transition call per date
         seen = set()
@@ -297,6 +286,18 @@ class IotDevice(models.Model):
         devices._apply_transition(action, description)
 
     @api.model
+    def _api_parse_plan_change(self, entry):
+        require_entry(entry)
+        plan = id_or_reference(entry, "plan")
+        if plan is None:
+            raise ApiInputError("'plan' must be an id or a reference")
+        return {
+            "identifier": require_identifier(entry),
+            "plan": plan,
+            "date": parse_date(entry, "date") or fields.Date.context_today(self),
+        }
+
+    @api.model
     def api_change_plan(self, entries):
         """Move devices' current items to another plan from a date.
 
@@ -308,21 +309,7 @@ class IotDevice(models.Model):
         check_batch(entries)
         self.check_access("write")
         self = self.with_context(**API_CONTEXT)
-        results = [None] * len(entries)
-        parsed = {}
-        for index, entry in enumerate(entries):
-            try:
-                require_entry(entry)
-                plan = id_or_reference(entry, "plan")
-                if plan is None:
-                    raise ApiInputError("'plan' must be an id or a reference")
-                parsed[index] = {
-                    "identifier": require_identifier(entry),
-                    "plan": plan,
-                    "date": parse_date(entry, "date") or fields.Date.context_today(self),
-                }
-            except ApiInputError as error:
-                results[index] = {"identifier": entry_identifier(entry), "error": str(error)}
+        results, parsed = parse_entries(entries, self._api_parse_plan_change)
         devices = self._api_find_by_identifier({p["identifier"] for p in parsed.values()})
         plans = self._api_resolve(
             "product.product", {p["plan"] for p in parsed.values()}, "default_code", [("iot_is_plan", "=", True)]

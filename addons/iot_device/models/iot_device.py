@@ -4,8 +4,8 @@ from odoo.exceptions import UserError
 from ..tools import (
     ApiInputError,
     check_batch,
-    entry_identifier,
     optional_payload,
+    parse_entries,
     parse_utc_timestamp,
     require_entry,
     require_identifier,
@@ -246,13 +246,7 @@ class IotDevice(models.Model):
         check_batch(devices)
         self.check_access("create")
         self = self.with_context(**API_CONTEXT)
-        results = [None] * len(devices)
-        parsed = {}
-        for index, entry in enumerate(devices):
-            try:
-                parsed[index] = self._api_parse_registration(entry)
-            except ApiInputError as error:
-                results[index] = {"identifier": entry_identifier(entry), "error": str(error)}
+        results, parsed = parse_entries(devices, self._api_parse_registration)
 
         type_codes = {p["device_type"] for p in parsed.values() if "device_type" in p}
         types_by_code = {

@@ -6,6 +6,7 @@ from .api_input import (
     entry_identifier,
     id_or_reference,
     optional_payload,
+    parse_entries,
     parse_date,
     parse_utc_timestamp,
     require_entry,

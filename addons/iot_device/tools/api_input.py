@@ -64,6 +64,19 @@ def require_identifier(entry):
     return require_text(entry, "identifier", IDENTIFIER_LENGTH)
 
 
+def parse_entries(entries, parse):
+    """Parse each entry of an API batch with ``parse``; return ``(results, parsed)``:
+    ``results`` one slot per entry, holding ``{"identifier", "error"}`` for the malformed
+    ones (None for the others, for the caller to fill), ``parsed`` index -> parsed entry."""
+    results, parsed = [None] * len(entries), {}
+    for index, entry in enumerate(entries):
+        try:
+            parsed[index] = parse(entry)
+        except ApiInputError as error:
+            results[index] = {"identifier": entry_identifier(entry), "error": str(error)}
+    return results, parsed
+
+
 def id_or_reference(entry, key, max_length=128):
     """An entry's way of naming a record: an id (integer) or a reference (text); None when absent."""
     value = entry.get(key)
