@@ -1,5 +1,7 @@
 from . import iot_usage_metric
 from . import iot_usage
+from . import iot_usage_reject
+from . import iot_usage_archive
 from . import iot_usage_calculator_tier
 from . import iot_usage_calculator
 from . import iot_usage_valuation

@@ -1,4 +1,4 @@
-import json
+import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from odoo import api, fields, models
@@ -11,10 +11,12 @@ from odoo.addons.iot_device.tools import (
     require_entry,
     require_identifier,
     require_text,
-    storable_text,
 )
 from odoo.exceptions import UserError
 from odoo.tools import SQL
+from odoo.tools.sql import constraint_definition
+
+from ..tools import create_partitioned_table, ensure_partitions
 
 # Quantities are stored exactly with this many decimals (numeric column).
 QUANTITY_DIGITS = 6
@@ -112,14 +114,17 @@ class IotUsage(models.Model):
 
     # Indexed by the composite indexes below (device first), not on its own.
     device_id = fields.Many2one("iot_billing.device", ondelete="restrict")
-    company_id = fields.Many2one(
-        "res.company", required=True, index=True, default=lambda self: self.env.company
-    )
+    # No index of its own: every query of the raw table reads a device's readings or a
+    # time window (the multi-company rule's condition is checked on those rows).
+    company_id = fields.Many2one("res.company", required=True, default=lambda self: self.env.company)
     metric_id = fields.Many2one("iot.usage.metric", ondelete="restrict")
     quantity = fields.Float(digits=(20, QUANTITY_DIGITS))
-    timestamp = fields.Datetime(help="When the device measured it (UTC).")
+    # The partition key: rows live in one table per UTC day of the timestamp.
+    timestamp = fields.Datetime(required=True, help="When the device measured it (UTC).")
     received_at = fields.Datetime(default=fields.Datetime.now)
-    message_id = fields.Char(string="Message ID", help="Idempotency key, unique per device.")
+    message_id = fields.Char(
+        string="Message ID", help="Idempotency key, unique per device (and timestamp, see README)."
+    )
     source = fields.Selection(SOURCES, required=True, default="manual")
     payload = fields.Json(help="Extra keys a platform sent with the reading.")
     contract_item_id = fields.Many2one("iot.contract.item", index="btree_not_null")
@@ -137,19 +142,28 @@ class IotUsage(models.Model):
     is_late = fields.Boolean(
         help="Measured in a period already invoiced: billed on the item's next open schedule."
     )
-    # What was received, kept for rejected input so that nothing is lost.
-    identifier = fields.Char(help="Device identifier as received (rejected readings).")
-    metric_code = fields.Char(help="Metric code as received (rejected readings).")
-    raw_input = fields.Text(help="The entry exactly as received (rejected readings).")
+    # Why a stored reading was rejected by billing (no contract item covers it). Input
+    # refused at ingestion is not a reading: see iot.usage.reject.
     reject_reason = fields.Char()
 
+    # A unique constraint of a partitioned table must hold the partition key: a message
+    # id is unique per device and timestamp. A redelivered message (same id, same
+    # timestamp) lands in the same day's partition and is a duplicate (README, Storage).
     _sql_constraints = [
         (
             "device_message_unique",
-            "unique(device_id, message_id)",
-            "This device already sent a reading with this message ID.",
+            "unique(device_id, message_id, timestamp)",
+            "This device already sent a reading with this message ID at this time.",
         ),
     ]
+
+    def _auto_init(self):
+        # Raw readings live in daily partitions (tools/partitions.py): the parent table is
+        # created here, partitioned; the ORM then adds the columns, constraints and indexes
+        # as for any table. It leaves out the foreign keys of a table that is not ordinary
+        # (Many2one.update_db_foreign_key): init() adds them.
+        create_partitioned_table(self.env.cr, self._description)
+        return super()._auto_init()
 
     def init(self):
         # The UTC instant a local day begins: billing periods are days of the contract's
@@ -162,21 +176,58 @@ class IotUsage(models.Model):
             """
         )
         # The billing queries read one device's readings of one metric over a period,
-        # and the readings still to value of the due devices (a small, moving subset);
-        # users look for the rejected ones. No index on the state alone: valued and
-        # invoiced readings are the bulk, and every insert would pay for it.
+        # and the readings still to value of the due devices (a small, moving subset).
+        # No index on the state alone: valued and invoiced readings are the bulk, and
+        # every insert would pay for it. The Readings list opens on a recent window,
+        # newest first: the timestamp index serves it (and prunes to a few partitions).
         self.env.cr.execute(
             """
             CREATE INDEX IF NOT EXISTS iot_usage_device_metric_timestamp_idx
                 ON iot_usage (device_id, metric_id, timestamp);
             CREATE INDEX IF NOT EXISTS iot_usage_to_value_device_idx
                 ON iot_usage (device_id, timestamp) WHERE state = 'to_value';
-            CREATE UNIQUE INDEX IF NOT EXISTS iot_usage_rejected_unknown_device_uniq
-                ON iot_usage (identifier, message_id) WHERE device_id IS NULL;
-            CREATE INDEX IF NOT EXISTS iot_usage_rejected_timestamp_idx
-                ON iot_usage (timestamp) WHERE state = 'rejected';
+            CREATE INDEX IF NOT EXISTS iot_usage_timestamp_idx ON iot_usage (timestamp);
             """
         )
+        # Foreign keys of a partitioned table (PostgreSQL 11+), which the ORM leaves out.
+        # Those of the billing columns are left out on purpose: schedules and items are
+        # deleted by cascades of their own, and readings go with their partition.
+        for column, target, on_delete in (
+            ("device_id", "iot_billing_device", "RESTRICT"),
+            ("metric_id", "iot_usage_metric", "RESTRICT"),
+            ("company_id", "res_company", "RESTRICT"),
+        ):
+            name = "iot_usage_%s_fkey" % column
+            if not constraint_definition(self.env.cr, "iot_usage", name):
+                self.env.cr.execute(SQL(
+                    "ALTER TABLE iot_usage ADD CONSTRAINT %s FOREIGN KEY (%s) REFERENCES %s(id) ON DELETE %s",
+                    SQL.identifier(name), SQL.identifier(column), SQL.identifier(target), SQL(on_delete),
+                ))
+        # A partition for today and the days the rotation cron prepares ahead.
+        today = fields.Date.context_today(self)
+        ensure_partitions(self.env.cr, [today + datetime.timedelta(days=offset) for offset in range(-1, 8)])
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        # The ORM's insert (manual readings, demo data) needs the partitions of its days.
+        self._prepare_partitions(
+            fields.Datetime.to_datetime(vals["timestamp"]) for vals in vals_list if vals.get("timestamp")
+        )
+        return super().create(vals_list)
+
+    @api.model
+    def _prepare_partitions(self, timestamps):
+        """Create the partitions these readings' days need (the cron creates days ahead: this
+        is for a late reading's day, or one nobody prepared)."""
+        ensure_partitions(self.env.cr, {timestamp.date() for timestamp in timestamps})
+
+    @api.model
+    def _raw_kept_from(self):
+        """The first UTC day whose raw readings are still kept: older partitions were dropped
+        (iot.usage.archive), so a reading of those days can no longer be checked for
+        duplicates. None while nothing was dropped."""
+        value = self.env["ir.config_parameter"].sudo().get_param("iot_usage.raw_kept_from")
+        return fields.Date.to_date(value) if value else None
 
     # ------------------------------------------------------------------
     # Ingestion
@@ -202,13 +253,19 @@ class IotUsage(models.Model):
         """Store usage readings; a reading re-sent with the same message_id counts once.
 
         Returns ``{"accepted": n, "duplicates": n, "rejected": [{"index", "reason"}]}``.
-        Rejected entries are stored too (state ``rejected``, with the raw entry
-        and the reason) so that they can be fixed and re-processed.
+        Rejected entries are stored too (``iot.usage.reject``, with the raw entry and the
+        reason) so that they can be fixed and re-processed.
         """
         check_batch(records)
         if source not in dict(SOURCES):
             raise ApiInputError("source must be one of %s" % ", ".join(dict(SOURCES)))
         self.check_access("create")
+        return self._ingest(records, source)
+
+    @api.model
+    def _ingest(self, records, source, store_rejected=True):
+        """api_ingest without its checks; ``store_rejected=False`` when the caller keeps the
+        refused entries itself (re-processing)."""
         good, rejected = [], []
         for index, entry in enumerate(records):
             try:
@@ -220,6 +277,7 @@ class IotUsage(models.Model):
             {reading["identifier"] for _index, reading in good}
         )
         metrics = self._metric_ids_by_code()
+        kept_from = self._raw_kept_from()
         rows = []
         for index, reading in good:
             device = devices.get(reading["identifier"])
@@ -227,6 +285,12 @@ class IotUsage(models.Model):
                 reason = "unknown device %r" % reading["identifier"]
             elif reading["metric"] not in metrics:
                 reason = "unknown metric %r" % reading["metric"]
+            elif kept_from and reading["timestamp"].date() < kept_from:
+                # Its day's raw readings were dropped: it cannot be told from a redelivery
+                # of a reading already counted, so it is not counted (README, Storage).
+                reason = ("timestamp %s is before %s, the oldest day of raw readings kept "
+                          "(retention window): it cannot be checked for duplicates"
+                          % (reading["timestamp"].isoformat(), kept_from.isoformat()))
             else:
                 reading["device_id"] = device.id
                 reading["company_id"] = device.company_id.id
@@ -235,9 +299,16 @@ class IotUsage(models.Model):
                 continue
             rejected.append((index, records[index], device, reason))
 
-        accepted = self._insert_readings(rows, source) if rows else 0
-        if rejected:
-            self._store_rejected([(entry, device, reason) for _i, entry, device, reason in rejected], source)
+        accepted = 0
+        if rows:
+            self._prepare_partitions(row["timestamp"] for row in rows)
+            accepted = self._insert_readings(rows, source)
+            # Stored now (or already): an earlier refusal of the same entry is settled.
+            self.env["iot.usage.reject"]._supersede(rows)
+        if rejected and store_rejected:
+            self.env["iot.usage.reject"]._store(
+                [(entry, device, reason) for _i, entry, device, reason in rejected], source
+            )
         return {
             "accepted": accepted,
             "duplicates": len(rows) - accepted,
@@ -267,7 +338,7 @@ class IotUsage(models.Model):
                           %(quantities)s::numeric[], %(timestamps)s::timestamp[],
                           %(message_ids)s::varchar[], %(payloads)s::text[])
                    AS row(device_id, company_id, metric_id, quantity, timestamp, message_id, payload)
-            ON CONFLICT (device_id, message_id) DO NOTHING
+            ON CONFLICT DO NOTHING
             """,
             {
                 "source": source,
@@ -286,85 +357,10 @@ class IotUsage(models.Model):
         return inserted
 
     @api.model
-    def _store_rejected(self, rejected, source):
-        """Keep every rejected entry with what was received and why.
-
-        A rejected entry re-sent with the same message id is stored once.
-        """
-        vals_list = []
-        for entry, device, reason in rejected:
-            entry_dict = entry if isinstance(entry, dict) else {}
-            message_id = entry_dict.get("message_id")
-            vals_list.append(
-                {
-                    "device_id": device.id if device else None,
-                    "company_id": device.company_id.id if device else self.env.company.id,
-                    "identifier": _as_text(entry_dict.get("identifier"), 128),
-                    "metric_code": _as_text(entry_dict.get("metric"), 64),
-                    "message_id": _as_text(message_id, 255),
-                    "raw_input": _raw_text(entry),
-                    "reject_reason": reason[:255],
-                }
-            )
-        self.flush_model()
-        self.env.cr.execute(
-            """
-            INSERT INTO iot_usage (
-                device_id, company_id, identifier, metric_code, message_id, raw_input,
-                reject_reason, source, state, is_late, received_at)
-            SELECT row.device_id, row.company_id, row.identifier, row.metric_code, row.message_id,
-                   row.raw_input, row.reject_reason, %(source)s, 'rejected', false, %(now)s
-              FROM unnest(%(device_ids)s::int[], %(company_ids)s::int[], %(identifiers)s::varchar[],
-                          %(metric_codes)s::varchar[], %(message_ids)s::varchar[],
-                          %(raw_inputs)s::text[], %(reasons)s::varchar[])
-                   AS row(device_id, company_id, identifier, metric_code, message_id, raw_input,
-                          reject_reason)
-            ON CONFLICT DO NOTHING
-            """,
-            {
-                "source": source,
-                "now": fields.Datetime.now(),
-                **{
-                    key: [vals[field] for vals in vals_list]
-                    for key, field in (
-                        ("device_ids", "device_id"),
-                        ("company_ids", "company_id"),
-                        ("identifiers", "identifier"),
-                        ("metric_codes", "metric_code"),
-                        ("message_ids", "message_id"),
-                        ("raw_inputs", "raw_input"),
-                        ("reasons", "reject_reason"),
-                    )
-                },
-            },
-        )
-        self.invalidate_model()
-
-    @api.model
     def api_reject(self, items, source="mqtt"):
-        """Store payloads that could not even be read as entries (not JSON, not UTF-8).
-
-        ``items``: list of ``{"topic", "raw", "reason"}``. Returns ``{"stored": n}``.
-        """
-        check_batch(items)
-        self.check_access("create")
-        vals_list = []
-        for item in items:
-            item = item if isinstance(item, dict) else {"raw": item}
-            topic = _as_text(item.get("topic"), 255) or ""
-            parts = topic.split("/")
-            vals_list.append(
-                {
-                    "identifier": parts[-2][:128] if len(parts) >= 3 else None,
-                    "raw_input": _raw_text(item.get("raw")),
-                    "reject_reason": (_as_text(item.get("reason"), 200) or "unreadable payload")
-                    + (" (topic %s)" % topic if topic else ""),
-                    "source": source if source in dict(SOURCES) else "mqtt",
-                    "state": "rejected",
-                }
-            )
-        self.create(vals_list)
-        return {"stored": len(vals_list)}
+        """Unreadable payloads: kept by ``iot.usage.reject.api_reject`` (the bridge calls this
+        name on ``iot.usage``)."""
+        return self.env["iot.usage.reject"].api_reject(items, source=source)
 
     # ------------------------------------------------------------------
     # Billing: readings follow the schedules that value them
@@ -540,74 +536,21 @@ class IotUsage(models.Model):
         return count
 
     # ------------------------------------------------------------------
-    # Re-processing rejected readings
+    # Readings rejected by billing
     # ------------------------------------------------------------------
     def action_reprocess(self):
-        """Run rejected readings through ingestion again, e.g. after the device was registered.
-
-        Those that pass become normal readings; the others stay rejected with
-        the new reason. Nothing is deleted before its replacement is stored.
-        """
+        """Readings rejected for lack of a contract item go back to be valued (e.g. after the
+        item was created): the next billing run looks at them again."""
         rejected = self.filtered(lambda usage: usage.state == "rejected")
         if not rejected:
             raise UserError(self.env._("Select rejected readings to re-process."))
-        # Valid readings rejected for lack of a contract item only need another look
-        # at the next billing run.
-        stored_valid = rejected.filtered(lambda usage: usage.device_id and usage.metric_id)
-        stored_valid.write({"state": "to_value", "reject_reason": False})
-        entries = []
-        for usage in rejected - stored_valid:
-            try:
-                entry = json.loads(usage.raw_input or "")
-            except ValueError:
-                continue  # not JSON (an unreadable MQTT payload): stays rejected as it is
-            if isinstance(entry, dict):
-                entries.append((usage, entry))
-        resolved = stored_valid
-        for company, group in _group_by_company(entries):
-            records = [entry for _usage, entry in group]
-            # The stored reject would collide with a reading re-sent under the same
-            # message id: remove it first, inside the savepoint that re-inserts it.
-            with self.env.cr.savepoint():
-                usages = self.browse([usage.id for usage, _entry in group])
-                usages.unlink()
-                result = self.with_company(company).api_ingest(records, source="import")
-            still_rejected = {item["index"] for item in result["rejected"]}
-            resolved |= self.browse(
-                [usage.id for position, (usage, _e) in enumerate(group) if position not in still_rejected]
-            )
-        message = self.env._(
-            "%(ok)s readings re-processed, %(bad)s still rejected.",
-            ok=len(resolved),
-            bad=len(rejected) - len(resolved),
-        )
+        rejected.write({"state": "to_value", "reject_reason": False})
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
-            "params": {"message": message, "type": "info", "next": {"type": "ir.actions.act_window_close"}},
+            "params": {
+                "message": self.env._("%s readings will be valued again.", len(rejected)),
+                "type": "info",
+                "next": {"type": "ir.actions.act_window_close"},
+            },
         }
-
-
-def _group_by_company(entries):
-    groups = {}
-    for usage, entry in entries:
-        groups.setdefault(usage.company_id, []).append((usage, entry))
-    return groups.items()
-
-
-def _as_text(value, limit):
-    return storable_text(value, limit)
-
-
-def _raw_text(entry):
-    """The received entry as text, whatever it was; JSON when it can be."""
-    if isinstance(entry, str):
-        return storable_text(entry)
-    try:
-        return storable_text(json.dumps(entry, default=str, ensure_ascii=False))
-    except (TypeError, ValueError, RecursionError):
-        pass
-    try:
-        return storable_text(repr(entry)[:100000])
-    except (ValueError, RecursionError):  # a 5,000-digit integer, nesting too deep
-        return "<unprintable %s>" % type(entry).__name__

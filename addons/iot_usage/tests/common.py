@@ -10,6 +10,7 @@ class IotUsageCommon(IotContractCommon):
     def setUpClass(cls):
         super().setUpClass()
         cls.Usage = cls.env["iot.usage"]
+        cls.Reject = cls.env["iot.usage.reject"]
         cls.metric_kwh = cls.env.ref("iot_usage.metric_kwh")
         cls.metric_messages = cls.env.ref("iot_usage.metric_messages")
         cls.api = cls.Usage.with_user(cls.integration_user)

@@ -1,0 +1,134 @@
+"""Raw readings in daily partitions: created ahead, exported then dropped after the
+retention window; what was billed on them stays as it was (issue 13)."""
+
+import csv
+import datetime
+import gzip
+import io
+
+from odoo.tests import freeze_time, tagged
+
+from ..tools import partition_days, partition_name
+from .common import IotUsageCommon
+
+
+@tagged("post_install", "-at_install")
+class TestUsagePartitions(IotUsageCommon):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.Archive = cls.env["iot.usage.archive"]
+        plan = cls._create_plan("Partitioned Plan", "PARTITIONED", 15.0)
+        cls.env["iot.usage.calculator"].create(
+            {"name": "Energy", "product_tmpl_id": plan.product_tmpl_id.id, "metric_id": cls.metric_kwh.id,
+             "pricing": "per_unit", "unit_price": 0.5}
+        )
+        contract = cls.env["iot.contract"].create(
+            {"name": "Partitioned Contract", "reference": "PART-1", "partner_id": cls.customer.id}
+        )
+        if "invoice_grouping" in contract._fields:
+            contract.invoice_grouping = "none"
+        contract.action_start()
+        cls.Device.api_activate([{"identifier": "U-1", "contract": "PART-1", "plan": "PARTITIONED",
+                                  "date_start": "2022-04-01"}])
+        cls.april = cls.device_1.contract_item_ids.schedule_ids.filtered(
+            lambda schedule: str(schedule.date_from) == "2022-04-01")
+
+    def _exists(self, day):
+        self.env.cr.execute("SELECT to_regclass(%s) IS NOT NULL", [partition_name(day)])
+        return self.env.cr.fetchone()[0]
+
+    def _rotate(self, day):
+        with freeze_time(day):
+            for _partition in range(400):  # what the cron's progress loop does, without commits
+                self.Archive._cron_rotate_partitions()
+                if not self.Archive._days_past_retention(datetime.date.fromisoformat(day)):
+                    return
+
+    def test_a_reading_of_a_day_without_partition_gets_one(self):
+        day = datetime.date(2021, 7, 3)
+        self.assertFalse(self._exists(day))
+        result = self.api.api_ingest([self._reading(timestamp="2021-07-03T23:59:59Z", message_id="old")])
+        self.assertEqual(result["accepted"], 1)
+        self.assertTrue(self._exists(day))
+        self.env.cr.execute("SELECT count(*) FROM %s" % partition_name(day))
+        self.assertEqual(self.env.cr.fetchone()[0], 1, "stored in its day's partition")
+
+    def test_cron_prepares_the_days_ahead(self):
+        self._rotate("2031-03-01")
+        days = partition_days(self.env.cr)
+        for offset in range(8):
+            self.assertIn(datetime.date(2031, 3, 1) + datetime.timedelta(days=offset), days)
+        self.assertEqual(min(days), datetime.date(2031, 3, 1), "every older (empty) day was dropped")
+        self.assertFalse(self.Archive.search([]), "nothing to export: the dropped days were empty")
+
+    def test_drop_after_retention_exports_first_and_keeps_what_was_billed(self):
+        self.api.api_ingest([
+            self._reading(quantity="12.5", timestamp="2022-04-14T09:00:00Z", message_id="a-1",
+                          payload={"volt": 231}),
+            self._reading(quantity="0.000001", timestamp="2022-04-14T23:00:00Z", message_id="a-2"),
+            self._reading(quantity="3", timestamp="2022-06-20T09:00:00Z", message_id="june"),
+        ])
+        result = self._run("2022-04-30")
+        invoice = self.env["account.move"].browse(result["invoice_ids"])
+        billed = (invoice.amount_total, self.april.usage_quantity, self.april.usage_amount,
+                  self.april.valuation_ids.mapped(lambda valuation: (valuation.quantity, valuation.amount)))
+        self.assertEqual(self.april.usage_quantity, 12.500001)
+
+        # 90 days (the default window) after 14 April: that day goes, 20 June stays.
+        self._rotate("2022-07-20")
+        april_14 = datetime.date(2022, 4, 14)
+        self.assertFalse(self._exists(april_14))
+        self.assertTrue(self._exists(datetime.date(2022, 6, 20)))
+        self.assertFalse(self.Usage.search_count([("message_id", "in", ("a-1", "a-2"))]), "gone with the partition")
+        self.assertEqual(self.Usage.search_count([("message_id", "=", "june")]), 1)
+        self.assertEqual(
+            (invoice.amount_total, self.april.usage_quantity, self.april.usage_amount,
+             self.april.valuation_ids.mapped(lambda valuation: (valuation.quantity, valuation.amount))),
+            billed, "invoices and valuations do not read raw readings back",
+        )
+
+        archive = self.Archive.search([("day", "=", "2022-04-14")])
+        self.assertEqual((archive.company_id, archive.row_count), (self.env.company, 2))
+        self.assertEqual(archive.file_name, "iot_usage_2022-04-14_%d.csv.gz" % self.env.company.id)
+        rows = list(csv.DictReader(io.StringIO(gzip.decompress(archive.attachment_id.raw).decode())))
+        self.assertEqual([(row["message_id"], row["device"], row["metric"], row["quantity"], row["timestamp"])
+                          for row in rows],
+                         [("a-1", "U-1", "kwh", "12.500000", "2022-04-14 09:00:00"),
+                          ("a-2", "U-1", "kwh", "0.000001", "2022-04-14 23:00:00")])
+        self.assertEqual(rows[0]["payload"], '{"volt": 231}')
+        self.assertFalse(self.Archive.search([("day", "=", "2022-06-20")]))
+
+        # A redelivery of a dropped day can no longer be told from a new reading: refused, kept.
+        late = self.api.api_ingest([self._reading(quantity="12.5", timestamp="2022-04-14T09:00:00Z",
+                                                  message_id="a-1")])
+        self.assertEqual(late["accepted"], 0)
+        self.assertIn("before 2022-04-15, the oldest day of raw readings kept", late["rejected"][0]["reason"])
+        self.assertEqual(self.Reject.search([("message_id", "=", "a-1")]).state, "open")
+        self.assertEqual(self.april.usage_quantity, 12.500001, "not counted twice")
+
+    def test_a_redelivery_is_a_duplicate_for_the_whole_window(self):
+        entry = self._reading(quantity="2", timestamp="2022-04-14T09:00:00Z", message_id="w-1")
+        self.assertEqual(self.api.api_ingest([entry])["accepted"], 1)
+        self._rotate("2022-07-13")  # the 90th day after 14 April: still in the window
+        self.assertTrue(self._exists(datetime.date(2022, 4, 14)))
+        again = self.api.api_ingest([dict(entry)])
+        self.assertEqual((again["accepted"], again["duplicates"]), (0, 1))
+        self.assertEqual(self.Usage.search_count([("message_id", "=", "w-1")]), 1)
+
+    def test_the_longest_company_window_applies_and_export_is_per_company(self):
+        other = self.env["res.company"].create({"name": "Partition Co B", "iot_usage_raw_retention_days": 30})
+        device_b = self.Device.create({"name": "B", "identifier": "B-1", "company_id": other.id})
+        self.Usage.with_company(other).create({
+            "device_id": device_b.id, "company_id": other.id, "metric_id": self.metric_kwh.id,
+            "quantity": 1, "timestamp": "2022-04-14 10:00:00", "message_id": "b-1"})
+        self.api.api_ingest([self._reading(timestamp="2022-04-14T11:00:00Z", message_id="a-1")])
+        self.env.company.iot_usage_raw_retention_days = 60
+        self._rotate("2022-06-01")  # 48 days later: past B's 30 days, not A's 60
+        self.assertTrue(self._exists(datetime.date(2022, 4, 14)))
+        self.env.company.iot_usage_raw_export = False
+        self._rotate("2022-06-14")  # 61 days later
+        self.assertFalse(self._exists(datetime.date(2022, 4, 14)))
+        archives = self.Archive.search([("day", "=", "2022-04-14")])
+        self.assertEqual(archives.company_id, other, "company A asked for no export")
+        self.assertEqual(archives.row_count, 1)

@@ -1,0 +1,9 @@
+from .partitions import (
+    PARTITIONED_TABLE,
+    count_partitioned_tables_as_existing,
+    create_partitioned_table,
+    drop_partition,
+    ensure_partitions,
+    partition_days,
+    partition_name,
+)
