@@ -260,8 +260,8 @@ def test_a_poison_entry_is_rejected_and_does_not_stall_the_rest(server_db, odoo_
             client.loop_stop()
         # 19 readings stored (sum 1..20 minus the poison's 8), the poison kept as a rejected row.
         _wait_counts(server_db, prefix, (19, "%d.000" % (210 - 8), 1), 90)
-        [(reason,)] = sql(server_db, "SELECT reject_reason FROM iot_usage u WHERE u.identifier = %s"
-                          " AND u.state = 'rejected'", (identifier,))
+        [(reason,)] = sql(server_db, "SELECT reason FROM iot_usage_reject r WHERE r.identifier = %s"
+                          " AND r.state = 'open'", (identifier,))
         assert "CheckViolation" in reason or constraint in reason, reason
         wait_until(lambda: bridge.stat("in_spool") == 0, 15, message="the bridge's spool drained")
     finally:

@@ -14,7 +14,6 @@ from odoo.addons.iot_device.tools import (
 )
 from odoo.exceptions import UserError
 from odoo.tools import SQL
-from odoo.tools.sql import constraint_definition
 
 from ..tools import create_partitioned_table, ensure_partitions
 
@@ -161,9 +160,17 @@ class IotUsage(models.Model):
         # Raw readings live in daily partitions (tools/partitions.py): the parent table is
         # created here, partitioned; the ORM then adds the columns, constraints and indexes
         # as for any table. It leaves out the foreign keys of a table that is not ordinary
-        # (Many2one.update_db_foreign_key): init() adds them.
+        # (Many2one.update_db_foreign_key); PostgreSQL has them on partitioned tables: they
+        # are declared here as the ORM would, and created with the others.
         create_partitioned_table(self.env.cr, self._description)
-        return super()._auto_init()
+        result = super()._auto_init()
+        for field in self._fields.values():
+            if field.type == "many2one" and field.store and self.env[field.comodel_name]._auto:
+                self.pool.add_foreign_key(
+                    self._table, field.name, self.env[field.comodel_name]._table, "id",
+                    field.ondelete or "set null", self, field._module,
+                )
+        return result
 
     def init(self):
         # The UTC instant a local day begins: billing periods are days of the contract's
@@ -189,20 +196,6 @@ class IotUsage(models.Model):
             CREATE INDEX IF NOT EXISTS iot_usage_timestamp_idx ON iot_usage (timestamp);
             """
         )
-        # Foreign keys of a partitioned table (PostgreSQL 11+), which the ORM leaves out.
-        # Those of the billing columns are left out on purpose: schedules and items are
-        # deleted by cascades of their own, and readings go with their partition.
-        for column, target, on_delete in (
-            ("device_id", "iot_billing_device", "RESTRICT"),
-            ("metric_id", "iot_usage_metric", "RESTRICT"),
-            ("company_id", "res_company", "RESTRICT"),
-        ):
-            name = "iot_usage_%s_fkey" % column
-            if not constraint_definition(self.env.cr, "iot_usage", name):
-                self.env.cr.execute(SQL(
-                    "ALTER TABLE iot_usage ADD CONSTRAINT %s FOREIGN KEY (%s) REFERENCES %s(id) ON DELETE %s",
-                    SQL.identifier(name), SQL.identifier(column), SQL.identifier(target), SQL(on_delete),
-                ))
         # A partition for today and the days the rotation cron prepares ahead.
         today = fields.Date.context_today(self)
         ensure_partitions(self.env.cr, [today + datetime.timedelta(days=offset) for offset in range(-1, 8)])
