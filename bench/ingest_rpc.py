@@ -94,7 +94,7 @@ def run_postgres(db, table, config_id, total, batch_size, duplicates, devices):
                                state, is_late, received_at)
                SELECT device_id, company_id, %%s, quantity, ts, message_id, 'api', 'to_value', false,
                       now() FROM stage
-               ON CONFLICT (device_id, message_id) DO NOTHING""" % table,
+               ON CONFLICT DO NOTHING""" % table,
             (metric_id,),
         )
         cursor.execute("TRUNCATE stage")

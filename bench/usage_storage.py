@@ -62,8 +62,9 @@ def generate(db, devices, days):
             """,
             [metric_id, day, day, day, MINUTES_PER_DAY - 1, devices],
         )
+        inserted = cursor.rowcount
         cursor.execute("COMMIT")
-        print("  %s: %d readings, %.0f s so far" % (day, cursor.rowcount, time.perf_counter() - started), flush=True)
+        print("  %s: %d readings, %.0f s so far" % (day, inserted, time.perf_counter() - started), flush=True)
     cursor.execute("VACUUM ANALYZE iot_usage")
     connection.close()
     return time.perf_counter() - started

@@ -6,7 +6,11 @@ import datetime
 import gzip
 import io
 
+from dateutil.relativedelta import relativedelta
+from lxml import etree
+
 from odoo.tests import freeze_time, tagged
+from odoo.tools.safe_eval import safe_eval
 
 from ..tools import partition_days, partition_name
 from .common import IotUsageCommon
@@ -132,3 +136,15 @@ class TestUsagePartitions(IotUsageCommon):
         archives = self.Archive.search([("day", "=", "2022-04-14")])
         self.assertEqual(archives.company_id, other, "company A asked for no export")
         self.assertEqual(archives.row_count, 1)
+
+    def test_readings_menu_opens_on_the_last_7_days(self):
+        action = self.env.ref("iot_usage.iot_usage_action")
+        self.assertIn("'search_default_last_7_days': 1", action.context)
+        arch = etree.fromstring(self.Usage.get_views([(False, "search")])["views"]["search"]["arch"])
+        [week] = arch.xpath("//filter[@name='last_7_days']")
+        # The domain as the web client evaluates it, on 20 April.
+        domain = safe_eval(week.get("domain"), {
+            "context_today": lambda: datetime.date(2022, 4, 20), "relativedelta": relativedelta})
+        self.api.api_ingest([self._reading(timestamp="2022-04-12T23:59:59Z", message_id="old"),
+                             self._reading(timestamp="2022-04-13T00:00:00Z", message_id="recent")])
+        self.assertEqual(self.Usage.search(domain).mapped("message_id"), ["recent"])
