@@ -147,12 +147,17 @@ class IotUsage(models.Model):
 
         Returns ``{"accepted": n, "duplicates": n, "rejected": [{"index", "reason"}]}``.
         Rejected entries are stored too (state ``rejected``, with the raw entry
-        and the reason) so that they can be fixed and re-processed.
+        and the reason) so that they can be fixed and re-processed. An entry carrying
+        ``count`` and ``sum`` instead of ``quantity`` is a gateway aggregate
+        (see ``api_ingest_aggregates``): a gateway can mix both in one batch.
         """
         check_batch(records)
         if source not in dict(SOURCES):
             raise ApiInputError("source must be one of %s" % ", ".join(dict(SOURCES)))
         self.check_access("create")
+        aggregate_indexes = [index for index, entry in enumerate(records) if _is_aggregate(entry)]
+        if aggregate_indexes:
+            return self._ingest_mixed(records, aggregate_indexes, source)
         good, rejected = [], []
         for index, entry in enumerate(records):
             try:
@@ -187,6 +192,27 @@ class IotUsage(models.Model):
             "duplicates": len(rows) - accepted,
             "rejected": sorted(
                 ({"index": index, "reason": reason} for index, _e, _d, reason in rejected),
+                key=lambda item: item["index"],
+            ),
+        }
+
+    @api.model
+    def _ingest_mixed(self, records, aggregate_indexes, source):
+        """A batch of readings and gateway aggregates: each part stored by its own API, the
+        answer with the indexes of the whole batch."""
+        chosen = set(aggregate_indexes)
+        reading_indexes = [index for index in range(len(records)) if index not in chosen]
+        answers = [
+            (indexes, method([records[index] for index in indexes], source=source))
+            for indexes, method in ((reading_indexes, self.api_ingest), (aggregate_indexes, self.api_ingest_aggregates))
+            if indexes
+        ]
+        return {
+            "accepted": sum(answer["accepted"] for _indexes, answer in answers),
+            "duplicates": sum(answer["duplicates"] for _indexes, answer in answers),
+            "rejected": sorted(
+                ({"index": indexes[item["index"]], "reason": item["reason"]}
+                 for indexes, answer in answers for item in answer["rejected"]),
                 key=lambda item: item["index"],
             ),
         }
@@ -527,6 +553,10 @@ class IotUsage(models.Model):
             "tag": "display_notification",
             "params": {"message": message, "type": "info", "next": {"type": "ir.actions.act_window_close"}},
         }
+
+
+def _is_aggregate(entry):
+    return isinstance(entry, dict) and "count" in entry and "sum" in entry and "quantity" not in entry
 
 
 def _group_by_company(entries):

@@ -180,12 +180,23 @@ class TestUsageBuckets(IotUsageCommon):
              bucket.last_quantity),
             (61, 124.5, 4.0, 2.0, 4.0),
         )
+        # api_ingest takes aggregates mixed with readings (the bridge sends both that way).
+        mixed = self.api.api_ingest([
+            self._reading(quantity="1", timestamp="2022-04-14T11:00:00Z"),
+            dict(aggregate, message_id="gw-7", timestamp_from="2022-04-14T12:00:00Z",
+                 timestamp_to="2022-04-14T12:30:00Z"),
+            dict(aggregate, message_id="gw-8", count="two"),
+        ])
+        self.assertEqual(mixed, {"accepted": 2, "duplicates": 0,
+                                 "rejected": [{"index": 2, "reason": "'count' must be a positive integer"}]})
+        self.assertEqual(self._bucket_at("2022-04-14T12:00:00Z").reading_count, 60)
         rule = self.env["iot.usage.calculator"].create({
             "name": "Energy", "product_tmpl_id": self.plan.product_tmpl_id.id, "metric_id": self.metric_kwh.id,
             "pricing": "per_unit", "unit_price": 0.1})
         self._run("2022-04-30")
         april = self.device_1.contract_item_ids.schedule_ids.filtered(lambda s: str(s.date_from) == "2022-04-01")
-        self.assertEqual(april.valuation_ids.filtered(lambda v: v.calculator_id == rule).amount, 12.45)
+        # 124.5 + 1 + 120.5 kWh at 0.10
+        self.assertEqual(april.valuation_ids.filtered(lambda v: v.calculator_id == rule).amount, 24.60)
 
     def test_a_rule_needing_each_reading_refuses_aggregates_and_older_buckets(self):
         self.api.api_ingest([self._reading(quantity="2", payload={"sim": "A"})])
