@@ -18,6 +18,7 @@
         "views/iot_usage_views.xml",
         "views/iot_usage_reject_views.xml",
         "views/iot_usage_archive_views.xml",
+        "views/iot_usage_bucket_views.xml",
         "views/iot_usage_calculator_views.xml",
         "views/product_template_views.xml",
         "views/iot_contract_views.xml",

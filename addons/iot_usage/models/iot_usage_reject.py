@@ -203,14 +203,11 @@ class IotUsageReject(models.Model):
                 continue  # not JSON (an unreadable MQTT payload): stays as it is
             if isinstance(entry, dict):
                 entries.append((reject, entry))
-        Usage = self.env["iot.usage"]
-        Usage.check_access("create")
+        # The rejects already hold what is still refused: ingestion does not store it again.
+        Usage = self.env["iot.usage"].with_context(iot_usage_reprocessing=True)
         resolved = self.browse()
         for company, group in _group_by_company(entries):
-            # The rejects already hold what is still refused: ingestion does not store it again.
-            result = Usage.with_company(company)._ingest(
-                [entry for _reject, entry in group], "import", store_rejected=False
-            )
+            result = Usage.with_company(company).api_ingest([entry for _reject, entry in group], source="import")
             reasons = {item["index"]: item["reason"] for item in result["rejected"]}
             for position, (reject, _entry) in enumerate(group):
                 if position in reasons:

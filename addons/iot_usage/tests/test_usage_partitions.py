@@ -78,6 +78,14 @@ class TestUsagePartitions(IotUsageCommon):
         billed = (invoice.amount_total, self.april.usage_quantity, self.april.usage_amount,
                   self.april.valuation_ids.mapped(lambda valuation: (valuation.quantity, valuation.amount)))
         self.assertEqual(self.april.usage_quantity, 12.500001)
+        Bucket = self.env["iot.usage.bucket"]
+
+        def buckets():
+            return Bucket.search([("device_id", "=", self.device_1.id)], order="bucket_start").mapped(
+                lambda bucket: (str(bucket.bucket_start), bucket.reading_count, bucket.quantity_sum, bucket.state))
+
+        aggregated = buckets()
+        self.assertEqual(len(aggregated), 3)
 
         # 90 days (the default window) after 14 April: that day goes, 20 June stays.
         self._rotate("2022-07-20")
@@ -91,6 +99,7 @@ class TestUsagePartitions(IotUsageCommon):
              self.april.valuation_ids.mapped(lambda valuation: (valuation.quantity, valuation.amount))),
             billed, "invoices and valuations do not read raw readings back",
         )
+        self.assertEqual(buckets(), aggregated, "the buckets stay")
 
         archive = self.Archive.search([("day", "=", "2022-04-14")])
         self.assertEqual((archive.company_id, archive.row_count), (self.env.company, 2))
@@ -110,6 +119,12 @@ class TestUsagePartitions(IotUsageCommon):
         self.assertIn("before 2022-04-15, the oldest day of raw readings kept", late["rejected"][0]["reason"])
         self.assertEqual(self.Reject.search([("message_id", "=", "a-1")]).state, "open")
         self.assertEqual(self.april.usage_quantity, 12.500001, "not counted twice")
+        aggregate = self.api.api_ingest_aggregates([{
+            "identifier": "U-1", "metric": "kwh", "count": 2, "sum": "2", "min": "1", "max": "1", "first": "1",
+            "last": "1", "timestamp_from": "2022-04-14T09:00:00Z", "timestamp_to": "2022-04-14T09:30:00Z",
+            "message_id": "agg-1"}])
+        self.assertIn("oldest day of raw readings kept", aggregate["rejected"][0]["reason"])
+        self.assertEqual(buckets(), aggregated, "nothing added to the buckets")
 
     def test_a_redelivery_is_a_duplicate_for_the_whole_window(self):
         entry = self._reading(quantity="2", timestamp="2022-04-14T09:00:00Z", message_id="w-1")
