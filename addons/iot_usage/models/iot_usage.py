@@ -12,7 +12,7 @@ from odoo.addons.iot_device.tools import (
     require_text,
 )
 
-from ..tools import create_partitioned_table, ensure_partitions
+from ..tools import create_key_table, create_partitioned_table, ensure_partitions
 from .iot_usage_bucket import _value_list_params
 
 # Quantities are stored exactly with this many decimals (numeric column).
@@ -132,6 +132,7 @@ class IotUsage(models.Model):
             CREATE INDEX IF NOT EXISTS iot_usage_timestamp_idx ON iot_usage (timestamp);
             """
         )
+        create_key_table(self.env.cr)
         # A partition for today and the days the rotation cron prepares ahead.
         today = fields.Date.context_today(self)
         ensure_partitions(self.env.cr, [today + datetime.timedelta(days=offset) for offset in range(-1, 8)])
@@ -235,7 +236,11 @@ class IotUsage(models.Model):
         accepted = 0
         if rows:
             self._prepare_partitions(row["timestamp"] for row in rows)
-            accepted = self._insert_readings(rows, source)
+            keys_only = self._keys_only_company_ids({row["company_id"] for row in rows})
+            kept = [row for row in rows if row["company_id"] not in keys_only]
+            unkept = [row for row in rows if row["company_id"] in keys_only]
+            accepted = (self._insert_readings(kept, source) if kept else 0) + (
+                self._insert_keys_only(unkept) if unkept else 0)
             # Stored now (or already): an earlier refusal of the same entry is settled.
             self.env["iot.usage.reject"]._supersede(rows)
         if rejected:
@@ -318,6 +323,66 @@ class IotUsage(models.Model):
         )
         inserted = self.env.cr.fetchone()[0]
         self.invalidate_model()
+        Bucket.invalidate_model()
+        return inserted
+
+    @api.model
+    def _keys_only_company_ids(self, company_ids):
+        """The companies among ``company_ids`` that keep no raw readings."""
+        companies = self.env["res.company"].sudo().browse(company_ids)  # a setting, read for ingestion
+        return set(companies.filtered(lambda company: not company.iot_usage_raw_keep).ids)
+
+    @api.model
+    def _insert_keys_only(self, rows):
+        """Add valid readings to their usage buckets keeping only their keys (companies that
+        keep no raw readings), in one statement; keys already stored are skipped. Returns the
+        number of new readings.
+
+        The key (device, message id, timestamp) is all deduplication needs: a redelivery
+        within the retention window counts once, as with raw rows. The first of identical
+        keys in the batch wins; its position stands in for the reading id that breaks ties
+        between readings of one instant (first/last of a bucket).
+        """
+        Bucket = self.env["iot.usage.bucket"]
+        Bucket.flush_model()
+        value_lists = Bucket._value_lists_wanted({row["metric_id"] for row in rows})
+        self.env.cr.execute(
+            """
+            WITH incoming AS (
+                SELECT DISTINCT ON (row.device_id, row.message_id, row.timestamp) row.*
+                  FROM unnest(%(device_ids)s::int[], %(company_ids)s::int[], %(metric_ids)s::int[],
+                              %(quantities)s::numeric[], %(timestamps)s::timestamp[],
+                              %(message_ids)s::varchar[], %(payloads)s::text[])
+                       WITH ORDINALITY AS row(device_id, company_id, metric_id, quantity, timestamp,
+                                              message_id, payload, position)
+                 ORDER BY row.device_id, row.message_id, row.timestamp, row.position
+            ),
+            claimed AS (
+                INSERT INTO iot_usage_key (device_id, message_id, timestamp)
+                SELECT device_id, message_id, timestamp FROM incoming ORDER BY position
+                ON CONFLICT DO NOTHING
+                RETURNING device_id, message_id, timestamp
+            ),
+            inserted AS (
+                SELECT incoming.position AS id, incoming.device_id, incoming.company_id, incoming.metric_id,
+                       incoming.quantity, incoming.timestamp, incoming.payload::jsonb AS payload
+                  FROM incoming JOIN claimed USING (device_id, message_id, timestamp)
+            ),
+            """
+            + Bucket._aggregate_readings_sql("inserted", value_lists)
+            + "SELECT count(*) FROM inserted",
+            {
+                "device_ids": [row["device_id"] for row in rows],
+                "company_ids": [row["company_id"] for row in rows],
+                "metric_ids": [row["metric_id"] for row in rows],
+                "quantities": [row["quantity"] for row in rows],
+                "timestamps": [row["timestamp"] for row in rows],
+                "message_ids": [row["message_id"] for row in rows],
+                "payloads": [row["payload"] for row in rows],
+                **_value_list_params(value_lists),
+            },
+        )
+        inserted = self.env.cr.fetchone()[0]
         Bucket.invalidate_model()
         return inserted
 

@@ -23,6 +23,13 @@ class ResCompany(models.Model):
         help="Keep each day's readings of the company as a gzip-compressed CSV (Usage > Raw "
         "Readings Exports) when its partition is dropped.",
     )
+    iot_usage_raw_keep = fields.Boolean(
+        string="Keep raw readings",
+        default=True,
+        help="Off: readings are only added to the usage buckets; of each reading only its key "
+        "(device, message id, timestamp) is kept, for the retention window, so that a "
+        "redelivery still counts once. Nothing to export, no Readings list for the company.",
+    )
 
     _sql_constraints = [
         (

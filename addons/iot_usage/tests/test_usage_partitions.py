@@ -163,3 +163,29 @@ class TestUsagePartitions(IotUsageCommon):
         self.api.api_ingest([self._reading(timestamp="2022-04-12T23:59:59Z", message_id="old"),
                              self._reading(timestamp="2022-04-13T00:00:00Z", message_id="recent")])
         self.assertEqual(self.Usage.search(domain).mapped("message_id"), ["recent"])
+
+    def test_a_company_can_keep_no_raw_readings(self):
+        self.env.company.iot_usage_raw_keep = False
+        batch = [
+            self._reading(quantity="2.5", timestamp="2022-04-14T09:00:00Z", message_id="k-1"),
+            self._reading(quantity="1", timestamp="2022-04-14T09:10:00Z", message_id="k-2"),
+            self._reading(quantity="2.5", timestamp="2022-04-14T09:00:00Z", message_id="k-1"),
+        ]
+        self.assertEqual(self.api.api_ingest(batch), {"accepted": 2, "duplicates": 1, "rejected": []})
+        self.assertFalse(self.Usage.search_count([("device_id", "=", self.device_1.id)]), "no raw row")
+        self.env.cr.execute("SELECT message_id FROM iot_usage_key WHERE device_id = %s ORDER BY 1",
+                            [self.device_1.id])
+        self.assertEqual(self.env.cr.fetchall(), [("k-1",), ("k-2",)], "only the keys")
+        bucket = self.env["iot.usage.bucket"].search([("device_id", "=", self.device_1.id)])
+        self.assertEqual((bucket.reading_count, bucket.quantity_sum, bucket.first_quantity), (2, 3.5, 2.5))
+        # A redelivery within the window counts once; billing reads the buckets.
+        again = self.api.api_ingest(batch[:2])
+        self.assertEqual((again["accepted"], again["duplicates"]), (0, 2))
+        self._run("2022-04-30")
+        self.assertEqual(self.april.usage_quantity, 3.5)
+        # The keys go with their day; there is nothing to export.
+        self._rotate("2022-07-20")
+        self.env.cr.execute("SELECT to_regclass(%s)", [partition_name(datetime.date(2022, 4, 14), "iot_usage_key")])
+        self.assertIsNone(self.env.cr.fetchone()[0])
+        self.assertFalse(self.Archive.search([("day", "=", "2022-04-14")]))
+        self.assertEqual(self.april.usage_quantity, 3.5)

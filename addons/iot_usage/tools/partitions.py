@@ -1,8 +1,10 @@
-"""Daily range partitions of the raw readings table (``iot_usage``).
+"""Daily range partitions of the raw readings table (``iot_usage``) and of the keys of
+readings kept without their row (``iot_usage_key``, companies that keep no raw readings).
 
 PostgreSQL declarative partitioning: the parent table holds no rows, each UTC day
-of ``timestamp`` has its own table ``iot_usage_pYYYYMMDD``. A day past the
-retention window goes away with ``DROP TABLE`` (no DELETE, no vacuum, no bloat).
+of ``timestamp`` has its own table ``iot_usage_pYYYYMMDD`` (``iot_usage_key_pYYYYMMDD``).
+A day past the retention window goes away with ``DROP TABLE`` (no DELETE, no vacuum,
+no bloat). Both tables always have the same days.
 
 Plain functions, not a model: this is DDL machinery, the models call it.
 """
@@ -14,14 +16,15 @@ from psycopg2 import sql
 from odoo.tools import sql as odoo_sql
 
 PARTITIONED_TABLE = "iot_usage"
-PARTITION_PREFIX = PARTITIONED_TABLE + "_p"
+KEY_TABLE = "iot_usage_key"
+PARTITIONED_TABLES = (PARTITIONED_TABLE, KEY_TABLE)
 # Lock keys of pg_advisory_xact_lock: a transaction creating a day's partition
 # holds the lock of that day until it ends (two creators of one day queue up).
 _LOCK_NAMESPACE = 0x10717
 
 
-def partition_name(day):
-    return "%s%s" % (PARTITION_PREFIX, day.strftime("%Y%m%d"))
+def partition_name(day, table=PARTITIONED_TABLE):
+    return "%s_p%s" % (table, day.strftime("%Y%m%d"))
 
 
 def create_partitioned_table(cr, comment):
@@ -54,21 +57,38 @@ def create_partitioned_table(cr, comment):
     return True
 
 
+def create_key_table(cr):
+    """The keys of readings stored without their row: what deduplication needs, nothing more
+    (no id, no foreign key, one unique index)."""
+    cr.execute(sql.SQL(
+        """
+        CREATE TABLE IF NOT EXISTS {table} (
+            device_id integer NOT NULL,
+            message_id varchar NOT NULL,
+            timestamp timestamp without time zone NOT NULL,
+            UNIQUE (device_id, message_id, timestamp)
+        ) PARTITION BY RANGE (timestamp)
+        """
+    ).format(table=sql.Identifier(KEY_TABLE)))
+
+
 def partition_days(cr):
     """The days that have a partition, oldest first."""
     cr.execute(
         """
-        SELECT child.relname
+        SELECT parent.relname, child.relname
           FROM pg_inherits
+          JOIN pg_class parent ON parent.oid = pg_inherits.inhparent
           JOIN pg_class child ON child.oid = pg_inherits.inhrelid
-         WHERE pg_inherits.inhparent = to_regclass(%s)
+         WHERE pg_inherits.inhparent = ANY(ARRAY[to_regclass(%s), to_regclass(%s)])
         """,
-        [PARTITIONED_TABLE],
+        list(PARTITIONED_TABLES),
     )
-    days = []
-    for (name,) in cr.fetchall():
-        if name.startswith(PARTITION_PREFIX):
-            days.append(datetime.datetime.strptime(name[len(PARTITION_PREFIX):], "%Y%m%d").date())
+    days = set()
+    for parent, name in cr.fetchall():
+        prefix = parent + "_p"
+        if name.startswith(prefix):
+            days.add(datetime.datetime.strptime(name[len(prefix):], "%Y%m%d").date())
     return sorted(days)
 
 
@@ -82,28 +102,34 @@ def ensure_partitions(cr, days):
     which concurrent INSERTs and SELECTs do not conflict with. The cron creates days
     ahead, so ingestion only does this for a day nobody prepared (a late reading).
     """
-    missing = [day for day in sorted(set(days)) if not _exists(cr, partition_name(day))]
+    tables = [table for table in PARTITIONED_TABLES if _exists(cr, table)]
+    missing = [
+        day for day in sorted(set(days))
+        if not all(_exists(cr, partition_name(day, table)) for table in tables)
+    ]
     created = []
     for day in missing:
-        name = partition_name(day)
         cr.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, day.toordinal()])
-        if _exists(cr, name):  # created by the transaction we waited for
-            continue
-        cr.execute(sql.SQL(
-            """
-            CREATE TABLE {partition} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
-            ALTER TABLE {table} ATTACH PARTITION {partition} FOR VALUES FROM (%s) TO (%s);
-            """
-        ).format(partition=sql.Identifier(name), table=sql.Identifier(PARTITIONED_TABLE)),
-            [day, day + datetime.timedelta(days=1)])
-        created.append(day)
-    return created
+        for table in tables:
+            name = partition_name(day, table)
+            if _exists(cr, name):  # created by the transaction we waited for
+                continue
+            cr.execute(sql.SQL(
+                """
+                CREATE TABLE {partition} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+                ALTER TABLE {table} ATTACH PARTITION {partition} FOR VALUES FROM (%s) TO (%s);
+                """
+            ).format(partition=sql.Identifier(name), table=sql.Identifier(table)),
+                [day, day + datetime.timedelta(days=1)])
+            created.append(day)
+    return sorted(set(created))
 
 
 def drop_partition(cr, day):
-    """Drop a day's partition (its rows go with it, at no per-row cost)."""
-    cr.execute(sql.SQL("DROP TABLE IF EXISTS {partition}").format(
-        partition=sql.Identifier(partition_name(day))))
+    """Drop a day's partitions (their rows go with them, at no per-row cost)."""
+    for table in PARTITIONED_TABLES:
+        cr.execute(sql.SQL("DROP TABLE IF EXISTS {partition}").format(
+            partition=sql.Identifier(partition_name(day, table))))
 
 
 def _exists(cr, name):
