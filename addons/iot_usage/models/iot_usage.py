@@ -237,7 +237,11 @@ class IotUsage(models.Model):
         if rows:
             self._prepare_partitions(row["timestamp"] for row in rows)
             keys_only = self._keys_only_company_ids({row["company_id"] for row in rows})
+            # A company that kept only keys for a while may keep raw rows again: its keys
+            # still make redeliveries duplicates.
             kept = [row for row in rows if row["company_id"] not in keys_only]
+            known = self._stored_as_keys(kept) if kept else set()
+            kept = [row for position, row in enumerate(kept) if position not in known]
             unkept = [row for row in rows if row["company_id"] in keys_only]
             accepted = (self._insert_readings(kept, source) if kept else 0) + (
                 self._insert_keys_only(unkept) if unkept else 0)
@@ -333,6 +337,27 @@ class IotUsage(models.Model):
         return set(companies.filtered(lambda company: not company.iot_usage_raw_keep).ids)
 
     @api.model
+    def _stored_as_keys(self, rows):
+        """Positions in ``rows`` whose key is stored without its raw row. Cheap when no
+        company keeps keys only: the key table's partitions are empty."""
+        self.env.cr.execute("SELECT EXISTS (SELECT 1 FROM iot_usage_key)")
+        if not self.env.cr.fetchone()[0]:
+            return set()
+        self.env.cr.execute(
+            """
+            SELECT key.position - 1
+              FROM unnest(%s::int[], %s::varchar[], %s::timestamp[])
+                   WITH ORDINALITY AS key(device_id, message_id, timestamp, position)
+             WHERE EXISTS (SELECT 1 FROM iot_usage_key stored
+                            WHERE stored.device_id = key.device_id AND stored.message_id = key.message_id
+                              AND stored.timestamp = key.timestamp)
+            """,
+            [[row["device_id"] for row in rows], [row["message_id"] for row in rows],
+             [row["timestamp"] for row in rows]],
+        )
+        return {position for (position,) in self.env.cr.fetchall()}
+
+    @api.model
     def _insert_keys_only(self, rows):
         """Add valid readings to their usage buckets keeping only their keys (companies that
         keep no raw readings), in one statement; keys already stored are skipped. Returns the
@@ -367,6 +392,11 @@ class IotUsage(models.Model):
                 SELECT incoming.position AS id, incoming.device_id, incoming.company_id, incoming.metric_id,
                        incoming.quantity, incoming.timestamp, incoming.payload::jsonb AS payload
                   FROM incoming JOIN claimed USING (device_id, message_id, timestamp)
+                 -- stored as a raw reading before the company stopped keeping them
+                 WHERE NOT EXISTS (
+                       SELECT 1 FROM iot_usage usage
+                        WHERE usage.device_id = incoming.device_id AND usage.message_id = incoming.message_id
+                          AND usage.timestamp = incoming.timestamp)
             ),
             """
             + Bucket._aggregate_readings_sql("inserted", value_lists)

@@ -189,3 +189,17 @@ class TestUsagePartitions(IotUsageCommon):
         self.assertIsNone(self.env.cr.fetchone()[0])
         self.assertFalse(self.Archive.search([("day", "=", "2022-04-14")]))
         self.assertEqual(self.april.usage_quantity, 3.5)
+
+    def test_switching_raw_readings_off_and_on_keeps_duplicates_out(self):
+        first = self._reading(quantity="2", timestamp="2022-04-14T09:00:00Z", message_id="s-1")
+        self.assertEqual(self.api.api_ingest([first])["accepted"], 1)
+        self.env.company.iot_usage_raw_keep = False
+        second = self._reading(quantity="3", timestamp="2022-04-14T10:00:00Z", message_id="s-2")
+        result = self.api.api_ingest([dict(first), second])
+        self.assertEqual((result["accepted"], result["duplicates"]), (1, 1), "s-1 was stored raw")
+        self.env.company.iot_usage_raw_keep = True
+        result = self.api.api_ingest([dict(first), dict(second)])
+        self.assertEqual((result["accepted"], result["duplicates"]), (0, 2), "s-2 was stored as a key")
+        bucket_sum = sum(self.env["iot.usage.bucket"].search([("device_id", "=", self.device_1.id)])
+                         .mapped("quantity_sum"))
+        self.assertEqual(bucket_sum, 5.0, "each reading counted once")
