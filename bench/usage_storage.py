@@ -3,18 +3,21 @@
 
     python3 bench/usage_storage.py [--devices 2000] [--days 7] [--db bench_iot_storage] [--reset]
 
-The smart city at 1/100 scale: ``--devices`` streetlights, one reading a minute, for the
-last ``--days`` days (up to now), generated set-based in PostgreSQL, one daily partition at
-a time, as ingestion stores them (same columns, indexes, foreign keys). Prints the bytes
-on disk per reading (heap, indexes, TOAST), the extrapolation to 200,000 streetlights,
-and what the web client runs for *Usage > Readings* (default filter: the last 7 days)
-against the same without the filter (what the menu opened on before), through JSON-RPC
-on a real Odoo server: first page of the list, count, group by device.
+The smart city scaled down: ``--devices`` streetlights, one reading a minute, for the last
+``--days`` days (up to now), generated set-based in PostgreSQL, one daily partition at a
+time, as ingestion stores them (same columns, indexes, foreign keys), and their hourly usage
+buckets (what ingestion aggregates them into). Prints the bytes on disk per reading during
+the retention window (raw partitions + buckets) and after it (buckets only), the
+extrapolation to 200,000 streetlights, and what the web client runs for *Usage > Readings*
+(default filter: today and yesterday; the last 7 days) against the same without a filter (what the menu opened
+on before), through JSON-RPC on a real Odoo server: first page of the list, group by device.
 """
 
 import datetime
+import gzip
 import importlib.util
 import os
+import tempfile
 import time
 
 from benchlib import ROOT, OdooServer, connect, ensure_database, machine, parser, print_table, sql
@@ -35,7 +38,7 @@ def generate(db, devices, days):
     if cursor.fetchone()[0] == devices * MINUTES_PER_DAY * days:
         print("readings already there", flush=True)
         return 0.0
-    cursor.execute("TRUNCATE iot_usage")
+    cursor.execute("TRUNCATE iot_usage, iot_usage_bucket")
     cursor.execute("SELECT id FROM iot_usage_metric WHERE code = 'kwh'")
     metric_id = cursor.fetchone()[0]
     today = datetime.datetime.now(datetime.UTC).date()
@@ -50,11 +53,11 @@ def generate(db, devices, days):
         cursor.execute(
             """
             INSERT INTO iot_usage (device_id, company_id, metric_id, quantity, timestamp, message_id,
-                                   source, state, is_late, received_at)
+                                   source, received_at)
             SELECT device.id, device.company_id, %s, round((random() * 0.2)::numeric, 6),
                    %s::timestamp + minute * interval '1 minute',
                    device.identifier || '-' || to_char(%s::date, 'YYYYMMDD') || '-' || minute,
-                   'mqtt', 'to_value', false, %s::timestamp + minute * interval '1 minute' + interval '3 seconds'
+                   'mqtt', %s::timestamp + minute * interval '1 minute' + interval '3 seconds'
               FROM generate_series(0, %s) AS minute
               CROSS JOIN (SELECT id, company_id, identifier FROM iot_billing_device
                            WHERE identifier LIKE 'SL-%%' ORDER BY id LIMIT %s) AS device
@@ -63,9 +66,27 @@ def generate(db, devices, days):
             [metric_id, day, day, day, MINUTES_PER_DAY - 1, devices],
         )
         inserted = cursor.rowcount
+        # The day's hourly buckets, as ingestion fills them (iot.usage.bucket).
+        cursor.execute(
+            """
+            INSERT INTO iot_usage_bucket (company_id, device_id, metric_id, bucket_start, bucket_stop,
+                                          reading_count, quantity_sum, quantity_min, quantity_max,
+                                          first_at, first_quantity, last_at, last_quantity, state, is_late)
+            SELECT company_id, device_id, metric_id, date_trunc('hour', timestamp),
+                   date_trunc('hour', timestamp) + interval '1 hour', count(*), sum(quantity),
+                   min(quantity), max(quantity), min(timestamp),
+                   (array_agg(quantity ORDER BY timestamp))[1], max(timestamp),
+                   (array_agg(quantity ORDER BY timestamp DESC))[1], 'to_value', false
+              FROM iot_usage
+             WHERE timestamp >= %s AND timestamp < %s::date + 1
+             GROUP BY company_id, device_id, metric_id, date_trunc('hour', timestamp)
+            """,
+            [day, day],
+        )
         cursor.execute("COMMIT")
         print("  %s: %d readings, %.0f s so far" % (day, inserted, time.perf_counter() - started), flush=True)
     cursor.execute("VACUUM ANALYZE iot_usage")
+    cursor.execute("VACUUM ANALYZE iot_usage_bucket")
     connection.close()
     return time.perf_counter() - started
 
@@ -81,6 +102,10 @@ def sizes(db):
          WHERE i.inhparent = 'iot_usage'::regclass""")[0]
 
 
+def bucket_size(db):
+    return sql(db, "SELECT count(*), pg_total_relation_size('iot_usage_bucket') FROM iot_usage_bucket")[0]
+
+
 def index_sizes(db):
     return sql(db, """
         SELECT regexp_replace(ic.relname, '^iot_usage_p[0-9]+_', ''), sum(pg_relation_size(ic.oid))
@@ -89,6 +114,29 @@ def index_sizes(db):
           JOIN pg_class ic ON ic.oid = x.indexrelid
          WHERE i.inhparent = 'iot_usage'::regclass
          GROUP BY 1 ORDER BY 2 DESC""")
+
+
+def export_day(db, day):
+    """What the rotation does before dropping a day (iot.usage.archive._export): COPY the
+    day's readings to CSV through gzip. Returns (readings, seconds, compressed bytes)."""
+    connection = connect(db)
+    cursor = connection.cursor()
+    cursor.execute("SELECT count(*) FROM %s" % partitions.partition_name(day))
+    count = cursor.fetchone()[0]
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as spool:
+        with gzip.GzipFile(fileobj=spool, mode="wb", mtime=0) as compressed:
+            cursor.copy_expert(
+                """COPY (SELECT usage.id, usage.timestamp, device.identifier AS device, metric.code AS metric,
+                                usage.quantity, usage.message_id, usage.source, usage.received_at, usage.payload
+                           FROM %s usage
+                           LEFT JOIN iot_billing_device device ON device.id = usage.device_id
+                           LEFT JOIN iot_usage_metric metric ON metric.id = usage.metric_id
+                          ORDER BY usage.timestamp, usage.id) TO STDOUT WITH (FORMAT csv, HEADER)"""
+                % partitions.partition_name(day), compressed)
+        size = spool.tell()
+    connection.close()
+    return count, time.perf_counter() - started, size
 
 
 def timed(call, *args, rounds=3, **kwargs):
@@ -130,21 +178,39 @@ def main():
             + [["  index " + name, "%.0f" % (size / 1e6), "%.1f" % (size / rows)]
                for name, size in index_sizes(args.db)],
         )
+        buckets, bucket_bytes = bucket_size(args.db)
+        per_reading_after = bucket_bytes / rows
+        print_table(
+            "Bytes on disk per reading",
+            ["when", "raw partitions", "buckets (%d, hourly)" % buckets, "total"],
+            [["during the retention window", "%.1f" % per_reading, "%.2f" % per_reading_after,
+              "%.1f" % (per_reading + per_reading_after)],
+             ["after it (partition dropped)", "0", "%.2f" % per_reading_after, "%.2f" % per_reading_after]],
+        )
         month = FULL_CITY * MINUTES_PER_DAY * 30
         print_table(
             "Extrapolated to %d streetlights (%.2f G readings a month)" % (FULL_CITY, month / 1e9),
-            ["what", "TB"],
-            [["a month of raw readings", "%.2f" % (month * per_reading / 1e12)],
-             ["the 90-day window of raw readings", "%.2f" % (3 * month * per_reading / 1e12)]],
+            ["what", "GB"],
+            [["a month of raw readings", "%.0f" % (month * per_reading / 1e9)],
+             ["the 90-day window of raw readings", "%.0f" % (3 * month * per_reading / 1e9)],
+             ["a month of buckets (kept)", "%.1f" % (month * per_reading_after / 1e9)]],
+        )
+
+        day = datetime.datetime.now(datetime.UTC).date() - datetime.timedelta(days=1)
+        count, seconds, size = export_day(args.db, day)
+        print_table(
+            "Export of one day before its drop (CSV, gzip)", ["readings", "s", "MB gzip", "bytes/reading"],
+            [[count, "%.1f" % seconds, "%.1f" % (size / 1e6), "%.1f" % (size / count)]],
         )
 
         week_ago = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=7)).strftime("%Y-%m-%d")
         recent = [("timestamp", ">=", week_ago)]
         fields = {"timestamp": {}, "device_id": {"fields": {"display_name": {}}},
-                  "metric_id": {"fields": {"display_name": {}}}, "quantity": {}, "source": {},
-                  "schedule_id": {"fields": {"display_name": {}}}, "state": {}}
+                  "metric_id": {"fields": {"display_name": {}}}, "quantity": {}, "source": {}}
         cases = []
-        for label, domain in (("all readings (before)", []), ("last 7 days (the menu's default)", recent)):
+        yesterday = (datetime.datetime.now(datetime.UTC).date() - datetime.timedelta(days=1)).isoformat()
+        for label, domain in (("all readings (before)", []), ("last 7 days", recent),
+                              ("today and yesterday (the menu's default)", [("timestamp", ">=", yesterday)])):
             page, _ = timed(admin, "iot.usage", "web_search_read", domain, fields, limit=80, count_limit=10001)
             grouped, groups = timed(admin, "iot.usage", "web_read_group", domain, ["quantity:sum"], ["device_id"],
                                     limit=80, rounds=2)

@@ -152,17 +152,19 @@ class TestUsagePartitions(IotUsageCommon):
         self.assertEqual(archives.company_id, other, "company A asked for no export")
         self.assertEqual(archives.row_count, 1)
 
-    def test_readings_menu_opens_on_the_last_7_days(self):
+    def test_readings_menu_opens_on_a_recent_window(self):
         action = self.env.ref("iot_usage.iot_usage_action")
-        self.assertIn("'search_default_last_7_days': 1", action.context)
+        self.assertIn("'search_default_since_yesterday': 1", action.context)
         arch = etree.fromstring(self.Usage.get_views([(False, "search")])["views"]["search"]["arch"])
-        [week] = arch.xpath("//filter[@name='last_7_days']")
-        # The domain as the web client evaluates it, on 20 April.
-        domain = safe_eval(week.get("domain"), {
-            "context_today": lambda: datetime.date(2022, 4, 20), "relativedelta": relativedelta})
         self.api.api_ingest([self._reading(timestamp="2022-04-12T23:59:59Z", message_id="old"),
-                             self._reading(timestamp="2022-04-13T00:00:00Z", message_id="recent")])
-        self.assertEqual(self.Usage.search(domain).mapped("message_id"), ["recent"])
+                             self._reading(timestamp="2022-04-13T00:00:00Z", message_id="week"),
+                             self._reading(timestamp="2022-04-19T00:00:00Z", message_id="yesterday")])
+        for name, expected in (("since_yesterday", ["yesterday"]), ("last_7_days", ["yesterday", "week"])):
+            [window] = arch.xpath("//filter[@name='%s']" % name)
+            # The domain as the web client evaluates it, on 20 April.
+            domain = safe_eval(window.get("domain"), {
+                "context_today": lambda: datetime.date(2022, 4, 20), "relativedelta": relativedelta})
+            self.assertEqual(self.Usage.search(domain).mapped("message_id"), expected, name)
 
     def test_a_company_can_keep_no_raw_readings(self):
         self.env.company.iot_usage_raw_keep = False
