@@ -371,7 +371,10 @@ class IotUsage(models.Model):
         self.env.cr.execute(
             """
             WITH incoming AS (
-                SELECT * FROM unnest({arrays}) AS row({names})
+                -- A message id sent twice in one batch counts once: the first entry.
+                SELECT DISTINCT ON (device_id, message_id) *
+                  FROM unnest({arrays}) WITH ORDINALITY AS row({names}, position)
+                 ORDER BY device_id, message_id, position
             ),
             inserted AS (
                 INSERT INTO iot_usage (
@@ -384,7 +387,7 @@ class IotUsage(models.Model):
                        %(source)s, 'accepted', %(now)s
                   FROM incoming
                 ON CONFLICT DO NOTHING
-                RETURNING device_id, message_id
+                RETURNING id, device_id, message_id
             ),
             partial AS (
                 SELECT incoming.company_id, incoming.device_id, incoming.metric_id,
@@ -394,7 +397,9 @@ class IotUsage(models.Model):
                        incoming.count AS reading_count, incoming.sum AS quantity_sum,
                        incoming.min AS quantity_min, incoming.max AS quantity_max,
                        incoming.timestamp_from AS first_at, incoming.first AS first_quantity,
+                       inserted.id AS first_seq,
                        incoming.timestamp_to AS last_at, incoming.last AS last_quantity,
+                       inserted.id AS last_seq,
                        NULL::jsonb AS distinct_values, NULL::jsonb AS quantity_counts
                   FROM incoming
                   JOIN inserted USING (device_id, message_id)
@@ -404,10 +409,12 @@ class IotUsage(models.Model):
                 SELECT company_id, device_id, metric_id, bucket_start, bucket_stop,
                        sum(reading_count) AS reading_count, sum(quantity_sum) AS quantity_sum,
                        min(quantity_min) AS quantity_min, max(quantity_max) AS quantity_max,
-                       (array_agg(first_at ORDER BY first_at))[1] AS first_at,
-                       (array_agg(first_quantity ORDER BY first_at))[1] AS first_quantity,
-                       (array_agg(last_at ORDER BY last_at DESC))[1] AS last_at,
-                       (array_agg(last_quantity ORDER BY last_at DESC))[1] AS last_quantity,
+                       (array_agg(first_at ORDER BY first_at, first_seq))[1] AS first_at,
+                       (array_agg(first_quantity ORDER BY first_at, first_seq))[1] AS first_quantity,
+                       (array_agg(first_seq ORDER BY first_at, first_seq))[1] AS first_seq,
+                       (array_agg(last_at ORDER BY last_at DESC, last_seq DESC))[1] AS last_at,
+                       (array_agg(last_quantity ORDER BY last_at DESC, last_seq DESC))[1] AS last_quantity,
+                       (array_agg(last_seq ORDER BY last_at DESC, last_seq DESC))[1] AS last_seq,
                        NULL::jsonb AS distinct_values, NULL::jsonb AS quantity_counts
                   FROM partial
                  GROUP BY company_id, device_id, metric_id, bucket_start, bucket_stop
