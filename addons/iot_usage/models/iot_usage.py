@@ -99,18 +99,12 @@ class IotUsage(models.Model):
     def _auto_init(self):
         # Raw readings live in daily partitions (tools/partitions.py): the parent table is
         # created here, partitioned; the ORM then adds the columns, constraints and indexes
-        # as for any table. It leaves out the foreign keys of a table that is not ordinary
-        # (Many2one.update_db_foreign_key); PostgreSQL has them on partitioned tables: they
-        # are declared here as the ORM would, and created with the others.
+        # as for any table. It leaves out foreign keys on a table that is not ordinary
+        # (Many2one.update_db_foreign_key), and none are added: every raw reading has its
+        # bucket, whose foreign keys keep devices, metrics and companies in use; an insert
+        # checks three keys fewer, and attaching a partition locks no other table.
         create_partitioned_table(self.env.cr, self._description)
-        result = super()._auto_init()
-        for field in self._fields.values():
-            if field.type == "many2one" and field.store and self.env[field.comodel_name]._auto:
-                self.pool.add_foreign_key(
-                    self._table, field.name, self.env[field.comodel_name]._table, "id",
-                    field.ondelete or "set null", self, field._module,
-                )
-        return result
+        return super()._auto_init()
 
     def init(self):
         # The UTC instant a local day begins: billing periods are days of the contract's
@@ -148,8 +142,9 @@ class IotUsage(models.Model):
     @api.model
     def _prepare_partitions(self, timestamps):
         """Create the partitions these readings' days need (the cron creates days ahead: this
-        is for a late reading's day, or one nobody prepared)."""
-        ensure_partitions(self.env.cr, {timestamp.date() for timestamp in timestamps})
+        is for a late reading's day, or one nobody prepared), committed on their own so that
+        concurrent ingestion of the same day does not wait for this transaction."""
+        ensure_partitions(self.env.cr, {timestamp.date() for timestamp in timestamps}, separately=True)
 
     @api.model
     def _raw_kept_from(self):
@@ -365,8 +360,9 @@ class IotUsage(models.Model):
 
         The key (device, message id, timestamp) is all deduplication needs: a redelivery
         within the retention window counts once, as with raw rows. The first of identical
-        keys in the batch wins; its position stands in for the reading id that breaks ties
-        between readings of one instant (first/last of a bucket).
+        keys in the batch wins. Each new reading takes a number from the readings' id
+        sequence, in arrival order, as a stored one would: buckets order readings of one
+        instant by it (first/last).
         """
         Bucket = self.env["iot.usage.bucket"]
         Bucket.flush_model()
@@ -388,15 +384,20 @@ class IotUsage(models.Model):
                 ON CONFLICT DO NOTHING
                 RETURNING device_id, message_id, timestamp
             ),
-            inserted AS (
-                SELECT incoming.position AS id, incoming.device_id, incoming.company_id, incoming.metric_id,
-                       incoming.quantity, incoming.timestamp, incoming.payload::jsonb AS payload
+            fresh AS MATERIALIZED (
+                SELECT incoming.*
                   FROM incoming JOIN claimed USING (device_id, message_id, timestamp)
                  -- stored as a raw reading before the company stopped keeping them
                  WHERE NOT EXISTS (
                        SELECT 1 FROM iot_usage usage
                         WHERE usage.device_id = incoming.device_id AND usage.message_id = incoming.message_id
                           AND usage.timestamp = incoming.timestamp)
+                 ORDER BY incoming.position
+            ),
+            inserted AS (
+                SELECT nextval('iot_usage_id_seq') AS id, device_id, company_id, metric_id, quantity,
+                       timestamp, payload::jsonb AS payload
+                  FROM fresh
             ),
             """
             + Bucket._aggregate_readings_sql("inserted", value_lists)
@@ -526,7 +527,10 @@ class IotUsage(models.Model):
         self.env.cr.execute(
             """
             WITH incoming AS (
-                SELECT * FROM unnest({arrays}) AS row({names})
+                -- A message id sent twice in one batch counts once: the first entry.
+                SELECT DISTINCT ON (device_id, message_id) *
+                  FROM unnest({arrays}) WITH ORDINALITY AS row({names}, position)
+                 ORDER BY device_id, message_id, position
             ),
             inserted AS (
                 INSERT INTO iot_usage (
@@ -539,7 +543,7 @@ class IotUsage(models.Model):
                        %(source)s, %(now)s
                   FROM incoming
                 ON CONFLICT DO NOTHING
-                RETURNING device_id, message_id, timestamp
+                RETURNING id, device_id, message_id, timestamp
             ),
             partial AS (
                 SELECT incoming.company_id, incoming.device_id, incoming.metric_id,
@@ -549,7 +553,9 @@ class IotUsage(models.Model):
                        incoming.count AS reading_count, incoming.sum AS quantity_sum,
                        incoming.min AS quantity_min, incoming.max AS quantity_max,
                        incoming.timestamp_from AS first_at, incoming.first AS first_quantity,
+                       inserted.id AS first_seq,
                        incoming.timestamp_to AS last_at, incoming.last AS last_quantity,
+                       inserted.id AS last_seq,
                        NULL::jsonb AS distinct_values, NULL::jsonb AS quantity_counts
                   FROM incoming
                   -- the unique key of the partitioned table holds the timestamp
@@ -562,10 +568,12 @@ class IotUsage(models.Model):
                 SELECT company_id, device_id, metric_id, bucket_start, bucket_stop,
                        sum(reading_count) AS reading_count, sum(quantity_sum) AS quantity_sum,
                        min(quantity_min) AS quantity_min, max(quantity_max) AS quantity_max,
-                       (array_agg(first_at ORDER BY first_at))[1] AS first_at,
-                       (array_agg(first_quantity ORDER BY first_at))[1] AS first_quantity,
-                       (array_agg(last_at ORDER BY last_at DESC))[1] AS last_at,
-                       (array_agg(last_quantity ORDER BY last_at DESC))[1] AS last_quantity,
+                       (array_agg(first_at ORDER BY first_at, first_seq))[1] AS first_at,
+                       (array_agg(first_quantity ORDER BY first_at, first_seq))[1] AS first_quantity,
+                       (array_agg(first_seq ORDER BY first_at, first_seq))[1] AS first_seq,
+                       (array_agg(last_at ORDER BY last_at DESC, last_seq DESC))[1] AS last_at,
+                       (array_agg(last_quantity ORDER BY last_at DESC, last_seq DESC))[1] AS last_quantity,
+                       (array_agg(last_seq ORDER BY last_at DESC, last_seq DESC))[1] AS last_seq,
                        NULL::jsonb AS distinct_values, NULL::jsonb AS quantity_counts
                   FROM partial
                  GROUP BY company_id, device_id, metric_id, bucket_start, bucket_stop

@@ -45,7 +45,8 @@ class IotUsageArchive(models.Model):
         partitions remain (each call is its own transaction, ir_cron.py).
         """
         today = fields.Date.context_today(self)
-        ensure_partitions(self.env.cr, [today + datetime.timedelta(days=offset) for offset in range(DAYS_AHEAD + 1)])
+        ensure_partitions(self.env.cr, [today + datetime.timedelta(days=offset) for offset in range(DAYS_AHEAD + 1)],
+                          separately=True)
         due = self._days_past_retention(today)
         if due:
             self._archive_and_drop(due[0])

@@ -64,21 +64,26 @@ def misaligned_zones(zones, interval):
 
 
 # The bucket columns every source of usage fills (readings as they arrive, gateway aggregates).
+# first_seq and last_seq: the raw reading ids of the first and last readings, which order
+# readings of equal timestamps as they were stored.
 BUCKET_COLUMNS = (
     "company_id, device_id, metric_id, bucket_start, bucket_stop, reading_count, quantity_sum, "
-    "quantity_min, quantity_max, first_at, first_quantity, last_at, last_quantity, distinct_values, "
-    "quantity_counts"
+    "quantity_min, quantity_max, first_at, first_quantity, first_seq, last_at, last_quantity, last_seq, "
+    "distinct_values, quantity_counts"
 )
 
-# Adding to the open bucket of an interval. Rows come sorted by bucket key so that two
-# concurrent batches lock shared buckets in the same order (no deadlock). On equal
-# timestamps the reading stored first stays first, the one stored last becomes last.
+# Adding to the open bucket of an interval. Each database connection adds to buckets of its
+# own (writer): two transactions running at the same time never update the same row, so
+# concurrent batches neither wait for each other nor fail to serialize (Odoo runs them in
+# REPEATABLE READ, where updating a row another transaction changed meanwhile is an error).
+# An interval has at most one open bucket per connection that wrote to it; billing adds them
+# up like any other buckets of the period.
 UPSERT_BUCKETS_SQL = """
     bucketed AS (
-        INSERT INTO iot_usage_bucket (""" + BUCKET_COLUMNS + """, state, is_late)
-        SELECT """ + BUCKET_COLUMNS + """, 'to_value', false
+        INSERT INTO iot_usage_bucket (""" + BUCKET_COLUMNS + """, writer, state, is_late)
+        SELECT """ + BUCKET_COLUMNS + """, pg_backend_pid(), 'to_value', false
           FROM {partial} ORDER BY device_id, metric_id, bucket_start
-        ON CONFLICT (device_id, metric_id, bucket_start) WHERE state = 'to_value' DO UPDATE SET
+        ON CONFLICT (device_id, metric_id, bucket_start, writer) WHERE state = 'to_value' DO UPDATE SET
             reading_count = iot_usage_bucket.reading_count + excluded.reading_count,
             quantity_sum = iot_usage_bucket.quantity_sum + excluded.quantity_sum,
             quantity_min = least(iot_usage_bucket.quantity_min, excluded.quantity_min),
@@ -87,10 +92,14 @@ UPSERT_BUCKETS_SQL = """
                             THEN excluded.first_at ELSE iot_usage_bucket.first_at END,
             first_quantity = CASE WHEN excluded.first_at < iot_usage_bucket.first_at
                                   THEN excluded.first_quantity ELSE iot_usage_bucket.first_quantity END,
+            first_seq = CASE WHEN excluded.first_at < iot_usage_bucket.first_at
+                             THEN excluded.first_seq ELSE iot_usage_bucket.first_seq END,
             last_at = CASE WHEN excluded.last_at >= iot_usage_bucket.last_at
                            THEN excluded.last_at ELSE iot_usage_bucket.last_at END,
             last_quantity = CASE WHEN excluded.last_at >= iot_usage_bucket.last_at
                                  THEN excluded.last_quantity ELSE iot_usage_bucket.last_quantity END,
+            last_seq = CASE WHEN excluded.last_at >= iot_usage_bucket.last_at
+                            THEN excluded.last_seq ELSE iot_usage_bucket.last_seq END,
             distinct_values = iot_merge_distinct(iot_usage_bucket.distinct_values, excluded.distinct_values),
             quantity_counts = iot_merge_counts(iot_usage_bucket.quantity_counts, excluded.quantity_counts)
         RETURNING 1
@@ -126,7 +135,7 @@ class IotUsageBucket(models.Model):
     # Written by ingestion at IoT volume: no create/write user and date (as on iot.usage).
     _log_access = False
 
-    company_id = fields.Many2one("res.company", required=True, index=True)
+    company_id = fields.Many2one("res.company", required=True)
     device_id = fields.Many2one("iot_billing.device", required=True, ondelete="restrict")
     metric_id = fields.Many2one("iot.usage.metric", required=True, ondelete="restrict")
     bucket_start = fields.Datetime(required=True, string="From", help="Start of the interval (UTC, included).")
@@ -144,26 +153,49 @@ class IotUsageBucket(models.Model):
     # and how many readings had each quantity (amounts rounded per reading).
     distinct_values = fields.Json(help="Distinct payload values per payload key, for 'count distinct' rules.")
     quantity_counts = fields.Json(help="Readings per quantity, for rules rounding each reading's amount.")
-    state = fields.Selection(BUCKET_STATES, required=True, default="to_value", index=True)
+    state = fields.Selection(BUCKET_STATES, required=True, default="to_value")
     schedule_id = fields.Many2one("iot.invoicing.schedule", index="btree_not_null", ondelete="set null")
     contract_item_id = fields.Many2one("iot.contract.item", index="btree_not_null", ondelete="set null")
     is_late = fields.Boolean(
         help="Received after its interval's period was valued or invoiced: billed on the item's next open period."
     )
     reject_reason = fields.Char()
+    writer = fields.Integer(
+        readonly=True, aggregator=None,
+        help="The database connection that added to this bucket (see UPSERT_BUCKETS_SQL).",
+    )
 
     def init(self):
         self.env.cr.execute(MERGE_FUNCTIONS_SQL)
-        # The bucket readings are added to: one per device, metric and interval still to value.
-        # Billing reads a device's buckets of a period, users a company's recent ones.
+        # Arrival order of the first and last readings (raw ids, which outgrow an integer):
+        # plain columns, the ORM has no 64-bit integer field.
         self.env.cr.execute(
             """
-            CREATE UNIQUE INDEX IF NOT EXISTS iot_usage_bucket_open_uniq
-                ON iot_usage_bucket (device_id, metric_id, bucket_start) WHERE state = 'to_value';
-            CREATE INDEX IF NOT EXISTS iot_usage_bucket_device_start_idx
-                ON iot_usage_bucket (device_id, bucket_start);
+            ALTER TABLE iot_usage_bucket ADD COLUMN IF NOT EXISTS first_seq bigint,
+                                         ADD COLUMN IF NOT EXISTS last_seq bigint
             """
         )
+        # The bucket readings are added to: one per device, metric, interval and writing
+        # connection still to value. Billing reads a device's buckets of a period, the Usage
+        # Analysis a recent window, late-usage planning and orphan rejection the buckets still
+        # to value of a company. No index on the state alone: every insert would pay for it.
+        self.env.cr.execute(
+            """
+            DROP INDEX IF EXISTS iot_usage_bucket_open_uniq;
+            CREATE UNIQUE INDEX IF NOT EXISTS iot_usage_bucket_open_writer_uniq
+                ON iot_usage_bucket (device_id, metric_id, bucket_start, writer) WHERE state = 'to_value';
+            CREATE INDEX IF NOT EXISTS iot_usage_bucket_device_start_idx
+                ON iot_usage_bucket (device_id, bucket_start);
+            CREATE INDEX IF NOT EXISTS iot_usage_bucket_start_idx ON iot_usage_bucket (bucket_start);
+            CREATE INDEX IF NOT EXISTS iot_usage_bucket_to_value_idx
+                ON iot_usage_bucket (company_id, bucket_start) WHERE state = 'to_value';
+            CREATE INDEX IF NOT EXISTS iot_usage_bucket_rejected_idx
+                ON iot_usage_bucket (bucket_start) WHERE state = 'rejected';
+            """
+        )
+        # Adding to a bucket rewrites its row: room on the page keeps the new version there
+        # (a HOT update, no new index entries; the added-up columns are not indexed).
+        self.env.cr.execute("ALTER TABLE iot_usage_bucket SET (fillfactor = 70)")
 
     # ------------------------------------------------------------------
     # Ingestion: readings and gateway aggregates added as they arrive
@@ -202,8 +234,10 @@ class IotUsageBucket(models.Model):
                        min(quantity) AS quantity_min, max(quantity) AS quantity_max,
                        (array_agg(timestamp ORDER BY timestamp, id))[1] AS first_at,
                        (array_agg(quantity ORDER BY timestamp, id))[1] AS first_quantity,
+                       (array_agg(id ORDER BY timestamp, id))[1] AS first_seq,
                        (array_agg(timestamp ORDER BY timestamp DESC, id DESC))[1] AS last_at,
-                       (array_agg(quantity ORDER BY timestamp DESC, id DESC))[1] AS last_quantity
+                       (array_agg(quantity ORDER BY timestamp DESC, id DESC))[1] AS last_quantity,
+                       (array_agg(id ORDER BY timestamp DESC, id DESC))[1] AS last_seq
                   FROM placed
                  GROUP BY company_id, device_id, metric_id, bucket_start, bucket_length
             ),
@@ -535,7 +569,7 @@ REOPEN_BUCKETS_SQL = """
           FROM iot_usage_bucket bucket
           LEFT JOIN iot_usage_bucket open_bucket ON open_bucket.state = 'to_value'
            AND open_bucket.device_id = bucket.device_id AND open_bucket.metric_id = bucket.metric_id
-           AND open_bucket.bucket_start = bucket.bucket_start
+           AND open_bucket.bucket_start = bucket.bucket_start AND open_bucket.writer = bucket.writer
          WHERE bucket.id = ANY(%s) AND bucket.state != 'to_value'
     ),
     folded AS (
@@ -548,10 +582,14 @@ REOPEN_BUCKETS_SQL = """
                                THEN reopened.first_at ELSE open_bucket.first_at END,
                first_quantity = CASE WHEN reopened.first_at <= open_bucket.first_at
                                      THEN reopened.first_quantity ELSE open_bucket.first_quantity END,
+               first_seq = CASE WHEN reopened.first_at <= open_bucket.first_at
+                                THEN reopened.first_seq ELSE open_bucket.first_seq END,
                last_at = CASE WHEN reopened.last_at > open_bucket.last_at
                               THEN reopened.last_at ELSE open_bucket.last_at END,
                last_quantity = CASE WHEN reopened.last_at > open_bucket.last_at
                                     THEN reopened.last_quantity ELSE open_bucket.last_quantity END,
+               last_seq = CASE WHEN reopened.last_at > open_bucket.last_at
+                               THEN reopened.last_seq ELSE open_bucket.last_seq END,
                distinct_values = iot_merge_distinct(open_bucket.distinct_values, reopened.distinct_values),
                quantity_counts = iot_merge_counts(open_bucket.quantity_counts, reopened.quantity_counts)
           FROM reopened

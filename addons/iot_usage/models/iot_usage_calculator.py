@@ -47,14 +47,13 @@ Measure = namedtuple("Measure", "quantity count billable amount unit_price")
 
 # Aggregations read from one grouped query per scope and metric over its usage buckets
 # (iot.usage.bucket); the others need the rule's own parameters in the query (a payload key,
-# a unit price). The last reading: the latest timestamp, and on a tie the one stored last
-# (buckets are created in the order readings arrive).
+# a unit price). The last reading: the latest timestamp, and on a tie the one stored last.
 PLAIN_AGGREGATES = {
     "sum": "sum(bucket.quantity_sum)",
     "count": "sum(bucket.reading_count)",
     "max": "max(bucket.quantity_max)",
     "avg": "round(sum(bucket.quantity_sum) / nullif(sum(bucket.reading_count), 0), 6)",
-    "last": "(array_agg(bucket.last_quantity ORDER BY bucket.last_at DESC, bucket.id DESC))[1]",
+    "last": "(array_agg(bucket.last_quantity ORDER BY bucket.last_at DESC, bucket.last_seq DESC))[1]",
 }
 
 
@@ -194,10 +193,10 @@ class IotUsageCalculator(models.Model):
     @api.model
     def _scope_buckets_sql(self, scopes):
         """The usage buckets of the scopes as rows ``(key, id, metric_id, reading_count,
-        quantity_sum, quantity_max, last_at, last_quantity, distinct_values, quantity_counts)``."""
+        quantity_sum, quantity_max, last_at, last_quantity, last_seq, distinct_values, quantity_counts)``."""
         columns = SQL(
             "bucket.id, bucket.metric_id, bucket.reading_count, bucket.quantity_sum, bucket.quantity_max, "
-            "bucket.last_at, bucket.last_quantity, bucket.distinct_values, bucket.quantity_counts"
+            "bucket.last_at, bucket.last_quantity, bucket.last_seq, bucket.distinct_values, bucket.quantity_counts"
         )
         if scopes[0].schedule_id:
             return SQL(

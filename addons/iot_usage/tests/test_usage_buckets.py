@@ -1,9 +1,12 @@
 import random
+import uuid
 from decimal import Decimal
 
+from odoo import SUPERUSER_ID, api
 from odoo.addons.iot_usage.models.iot_usage_calculator import UsageScope, price_amount
 from odoo.exceptions import UserError, ValidationError
-from odoo.tests import tagged
+from odoo.sql_db import db_connect
+from odoo.tests import TransactionCase, tagged
 
 from .common import IotUsageCommon
 
@@ -170,6 +173,11 @@ class TestUsageBuckets(IotUsageCommon):
         self.assertRegex(reasons[2], "between 'min' and 'max'")
         self.assertRegex(reasons[3], "positive integer")
         self.assertRegex(reasons[4], "unknown metric")
+        one_o_clock = dict(aggregate, message_id="gw-9", timestamp_from="2022-04-14T13:00:00Z",
+                           timestamp_to="2022-04-14T13:00:00Z")
+        twice = self.api.api_ingest_aggregates([one_o_clock, one_o_clock])
+        self.assertEqual((twice["accepted"], twice["duplicates"]), (1, 1))
+        self.assertEqual(self._bucket_at("2022-04-14T13:00:00Z").reading_count, 60, "counted once")
         again = self.api.api_ingest_aggregates([aggregate])
         self.assertEqual((again["accepted"], again["duplicates"]), (0, 1), "idempotent by message id")
         # A reading of the same hour joins the aggregate's bucket.
@@ -195,8 +203,8 @@ class TestUsageBuckets(IotUsageCommon):
             "pricing": "per_unit", "unit_price": 0.1})
         self._run("2022-04-30")
         april = self.device_1.contract_item_ids.schedule_ids.filtered(lambda s: str(s.date_from) == "2022-04-01")
-        # 124.5 + 1 + 120.5 kWh at 0.10
-        self.assertEqual(april.valuation_ids.filtered(lambda v: v.calculator_id == rule).amount, 24.60)
+        # 10:00 124.5 + 11:00 1 + 12:00 120.5 + 13:00 120.5 kWh at 0.10
+        self.assertEqual(april.valuation_ids.filtered(lambda v: v.calculator_id == rule).amount, 36.65)
 
     def test_a_rule_needing_each_reading_refuses_aggregates_and_older_buckets(self):
         self.api.api_ingest([self._reading(quantity="2", payload={"sim": "A"})])
@@ -225,3 +233,46 @@ class TestUsageBuckets(IotUsageCommon):
         self.api.api_ingest([self._reading(quantity="1")])
         with self.assertRaisesRegex(ValidationError, "already has usage"):
             self.metric_kwh.bucket_interval = "minute"
+
+
+@tagged("post_install", "-at_install")
+class TestConcurrentIngestion(TransactionCase):
+    """Two ingestion transactions at once, on real connections (outside the test transaction)."""
+
+    def test_concurrent_batches_of_the_same_buckets_neither_wait_nor_fail(self):
+        identifier = "CONCURRENT-%s" % uuid.uuid4().hex[:8]
+        database = db_connect(self.env.cr.dbname)
+        setup = database.cursor()
+        first, second = database.cursor(), database.cursor()
+        try:
+            setup_env = api.Environment(setup, SUPERUSER_ID, {})
+            setup_env["iot_billing.device"].api_register([{"identifier": identifier}])
+            setup.commit()
+
+            def batch(env, tag):
+                return env["iot.usage"].api_ingest([
+                    {"identifier": identifier, "metric": "kwh", "quantity": "1.5", "message_id": "%s-%d" % (tag, n),
+                     "timestamp": "2022-04-14T10:%02d:00Z" % n} for n in range(10)])
+
+            batch(api.Environment(first, SUPERUSER_ID, {}), "first")
+            # The first transaction is still open and holds its bucket: the second would wait for
+            # it (then fail to serialize) if both added to the same row.
+            second.execute("SET LOCAL lock_timeout = '2s'")
+            result = batch(api.Environment(second, SUPERUSER_ID, {}), "second")
+            self.assertEqual(result["accepted"], 10)
+            second.commit()
+            first.commit()
+            setup.execute("""SELECT count(*), sum(reading_count), sum(quantity_sum)::text FROM iot_usage_bucket b
+                               JOIN iot_billing_device d ON d.id = b.device_id WHERE d.identifier = %s""", [identifier])
+            self.assertEqual(setup.fetchone(), (2, 20, "30.000000"))
+        finally:
+            for cursor in (first, second):
+                cursor.rollback()
+                cursor.close()
+            setup.execute("SELECT id FROM iot_billing_device WHERE identifier = %s", [identifier])
+            device_ids = [row[0] for row in setup.fetchall()]
+            for table in ("iot_usage_bucket", "iot_usage"):
+                setup.execute("DELETE FROM %s WHERE device_id = ANY(%%s)" % table, [device_ids])
+            setup.execute("DELETE FROM iot_billing_device WHERE id = ANY(%s)", [device_ids])
+            setup.commit()
+            setup.close()

@@ -5,10 +5,12 @@ import csv
 import datetime
 import gzip
 import io
+from contextlib import closing
 
 from dateutil.relativedelta import relativedelta
 from lxml import etree
 
+from odoo.sql_db import db_connect
 from odoo.tests import freeze_time, tagged
 from odoo.tools.safe_eval import safe_eval
 
@@ -50,13 +52,19 @@ class TestUsagePartitions(IotUsageCommon):
                     return
 
     def test_a_reading_of_a_day_without_partition_gets_one(self):
-        day = datetime.date(2021, 7, 3)
-        self.assertFalse(self._exists(day))
-        result = self.api.api_ingest([self._reading(timestamp="2021-07-03T23:59:59Z", message_id="old")])
+        # A day no other test used (the partition is committed on its own, see below).
+        day = datetime.date(2001, 1, 1)
+        while self._exists(day):
+            day += datetime.timedelta(days=1)
+        result = self.api.api_ingest([self._reading(timestamp="%sT23:59:59Z" % day, message_id="old")])
         self.assertEqual(result["accepted"], 1)
         self.assertTrue(self._exists(day))
         self.env.cr.execute("SELECT count(*) FROM %s" % partition_name(day))
         self.assertEqual(self.env.cr.fetchone()[0], 1, "stored in its day's partition")
+        # Created in a transaction of its own: another connection sees it before this commits.
+        with closing(db_connect(self.env.cr.dbname).cursor()) as other:
+            other.execute("SELECT to_regclass(%s) IS NOT NULL", [partition_name(day)])
+            self.assertTrue(other.fetchone()[0])
 
     def test_cron_prepares_the_days_ahead(self):
         self._rotate("2031-03-01")
@@ -116,7 +124,10 @@ class TestUsagePartitions(IotUsageCommon):
         late = self.api.api_ingest([self._reading(quantity="12.5", timestamp="2022-04-14T09:00:00Z",
                                                   message_id="a-1")])
         self.assertEqual(late["accepted"], 0)
-        self.assertIn("before 2022-04-15, the oldest day of raw readings kept", late["rejected"][0]["reason"])
+        kept_from = self.Usage._raw_kept_from()
+        # Past the window on 20 July: 21 April; every partition before it was dropped.
+        self.assertTrue(datetime.date(2022, 4, 15) <= kept_from <= datetime.date(2022, 4, 21), kept_from)
+        self.assertIn("before %s, the oldest day of raw readings kept" % kept_from, late["rejected"][0]["reason"])
         self.assertEqual(self.Reject.search([("message_id", "=", "a-1")]).state, "open")
         self.assertEqual(self.april.usage_quantity, 12.500001, "not counted twice")
         aggregate = self.api.api_ingest_aggregates([{

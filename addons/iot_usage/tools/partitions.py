@@ -10,9 +10,12 @@ Plain functions, not a model: this is DDL machinery, the models call it.
 """
 
 import datetime
+from contextlib import closing
 
+import psycopg2
 from psycopg2 import sql
 
+from odoo.sql_db import db_connect
 from odoo.tools import sql as odoo_sql
 
 PARTITIONED_TABLE = "iot_usage"
@@ -21,6 +24,9 @@ PARTITIONED_TABLES = (PARTITIONED_TABLE, KEY_TABLE)
 # Lock keys of pg_advisory_xact_lock: a transaction creating a day's partition
 # holds the lock of that day until it ends (two creators of one day queue up).
 _LOCK_NAMESPACE = 0x10717
+# How long a partition created in its own transaction waits for its locks before it is
+# created in the caller's transaction instead.
+SEPARATE_LOCK_TIMEOUT = "2s"
 
 
 def partition_name(day, table=PARTITIONED_TABLE):
@@ -73,33 +79,39 @@ def create_key_table(cr):
 
 
 def partition_days(cr):
-    """The days that have a partition, oldest first."""
-    cr.execute(
-        """
-        SELECT parent.relname, child.relname
-          FROM pg_inherits
-          JOIN pg_class parent ON parent.oid = pg_inherits.inhparent
-          JOIN pg_class child ON child.oid = pg_inherits.inhrelid
-         WHERE pg_inherits.inhparent = ANY(ARRAY[to_regclass(%s), to_regclass(%s)])
-        """,
-        list(PARTITIONED_TABLES),
-    )
+    """The days that have a partition, oldest first.
+
+    ``pg_partition_tree`` reads the catalog as it is now, partitions committed by other
+    transactions since this one began included (a query of ``pg_inherits`` would see
+    them only as of the transaction's snapshot).
+    """
     days = set()
-    for parent, name in cr.fetchall():
-        prefix = parent + "_p"
-        if name.startswith(prefix):
-            days.add(datetime.datetime.strptime(name[len(prefix):], "%Y%m%d").date())
+    for table in PARTITIONED_TABLES:
+        if not _exists(cr, table):
+            continue
+        cr.execute("SELECT relid::regclass::text FROM pg_partition_tree(%s::regclass) WHERE isleaf", [table])
+        prefix = table + "_p"
+        for (name,) in cr.fetchall():
+            name = name.strip('"')
+            if name.startswith(prefix) and name[len(prefix):].isdigit():
+                days.add(datetime.datetime.strptime(name[len(prefix):], "%Y%m%d").date())
     return sorted(days)
 
 
-def ensure_partitions(cr, days):
+def ensure_partitions(cr, days, separately=False):
     """Create the partitions of ``days`` that do not exist; return the days created.
 
     ``CREATE TABLE ... PARTITION OF`` would take an ACCESS EXCLUSIVE lock on the
-    parent, waiting for every running ingestion and blocking the next ones (and two
-    such creators in ingesting transactions deadlock). The table is created alone,
-    then attached: ``ATTACH PARTITION`` takes SHARE UPDATE EXCLUSIVE on the parent,
-    which concurrent INSERTs and SELECTs do not conflict with. The cron creates days
+    parent, waiting for every running ingestion and blocking the next ones. The table
+    is created alone, then attached: ``ATTACH PARTITION`` takes SHARE UPDATE EXCLUSIVE
+    on the parent, which concurrent INSERTs and SELECTs do not conflict with (the
+    parent has no foreign keys, whose copies would lock the tables they reference).
+
+    ``separately``: in a transaction of its own, committed at once, so that concurrent
+    ingestion of the same new day neither waits for the caller's commit nor fails (an
+    empty partition is harmless if the caller rolls back). Falls back to the caller's
+    transaction when the parent is not committed yet (module install) or the lock is
+    not granted within a few seconds (a partition being dropped). The cron creates days
     ahead, so ingestion only does this for a day nobody prepared (a late reading).
     """
     tables = [table for table in PARTITIONED_TABLES if _exists(cr, table)]
@@ -107,8 +119,24 @@ def ensure_partitions(cr, days):
         day for day in sorted(set(days))
         if not all(_exists(cr, partition_name(day, table)) for table in tables)
     ]
+    if not missing:
+        return []
+    if separately:
+        try:
+            with closing(db_connect(cr.dbname).cursor()) as own:
+                own.execute("SET lock_timeout = %s", [SEPARATE_LOCK_TIMEOUT])
+                if all(_exists(own, table) for table in tables):
+                    created = _create(own, tables, missing)
+                    own.commit()
+                    return created
+        except psycopg2.errors.LockNotAvailable:
+            pass
+    return _create(cr, tables, missing)
+
+
+def _create(cr, tables, days):
     created = []
-    for day in missing:
+    for day in days:
         cr.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, day.toordinal()])
         for table in tables:
             name = partition_name(day, table)
