@@ -36,7 +36,10 @@ def generate(db, devices, days):
     cursor = connection.cursor()
     cursor.execute("SELECT count(*) FROM iot_usage")
     if cursor.fetchone()[0] == devices * MINUTES_PER_DAY * days:
-        print("readings already there", flush=True)
+        print("readings already there; buckets rebuilt", flush=True)
+        cursor.execute("TRUNCATE iot_usage_bucket")
+        fill_buckets(cursor, "true", [])
+        cursor.execute("VACUUM ANALYZE iot_usage_bucket")
         return 0.0
     cursor.execute("TRUNCATE iot_usage, iot_usage_bucket")
     cursor.execute("SELECT id FROM iot_usage_metric WHERE code = 'kwh'")
@@ -67,28 +70,35 @@ def generate(db, devices, days):
         )
         inserted = cursor.rowcount
         # The day's hourly buckets, as ingestion fills them (iot.usage.bucket).
-        cursor.execute(
-            """
-            INSERT INTO iot_usage_bucket (company_id, device_id, metric_id, bucket_start, bucket_stop,
-                                          reading_count, quantity_sum, quantity_min, quantity_max,
-                                          first_at, first_quantity, last_at, last_quantity, state, is_late)
-            SELECT company_id, device_id, metric_id, date_trunc('hour', timestamp),
-                   date_trunc('hour', timestamp) + interval '1 hour', count(*), sum(quantity),
-                   min(quantity), max(quantity), min(timestamp),
-                   (array_agg(quantity ORDER BY timestamp))[1], max(timestamp),
-                   (array_agg(quantity ORDER BY timestamp DESC))[1], 'to_value', false
-              FROM iot_usage
-             WHERE timestamp >= %s AND timestamp < %s::date + 1
-             GROUP BY company_id, device_id, metric_id, date_trunc('hour', timestamp)
-            """,
-            [day, day],
-        )
+        fill_buckets(cursor, "timestamp >= %s AND timestamp < %s::date + 1", [day, day])
         cursor.execute("COMMIT")
         print("  %s: %d readings, %.0f s so far" % (day, inserted, time.perf_counter() - started), flush=True)
     cursor.execute("VACUUM ANALYZE iot_usage")
     cursor.execute("VACUUM ANALYZE iot_usage_bucket")
     connection.close()
     return time.perf_counter() - started
+
+
+def fill_buckets(cursor, where, params):
+    """Hourly buckets of the readings ``where`` selects, as ingestion fills them (one writer)."""
+    cursor.execute(
+        """
+        INSERT INTO iot_usage_bucket (company_id, device_id, metric_id, bucket_start, bucket_stop,
+                                      reading_count, quantity_sum, quantity_min, quantity_max,
+                                      first_at, first_quantity, first_seq, last_at, last_quantity, last_seq,
+                                      writer, state, is_late)
+        SELECT company_id, device_id, metric_id, date_trunc('hour', timestamp),
+               date_trunc('hour', timestamp) + interval '1 hour', count(*), sum(quantity),
+               min(quantity), max(quantity), min(timestamp),
+               (array_agg(quantity ORDER BY timestamp, id))[1], (array_agg(id ORDER BY timestamp, id))[1],
+               max(timestamp), (array_agg(quantity ORDER BY timestamp DESC, id DESC))[1],
+               (array_agg(id ORDER BY timestamp DESC, id DESC))[1], pg_backend_pid(), 'to_value', false
+          FROM iot_usage
+         WHERE """ + where + """
+         GROUP BY company_id, device_id, metric_id, date_trunc('hour', timestamp)
+        """,
+        params,
+    )
 
 
 def sizes(db):
