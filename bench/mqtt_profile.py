@@ -202,6 +202,7 @@ def main():
         cpu["postgres backends"] = sum(cpu_seconds(pid) - pg_before.get(pid, 0.0) for pid in sampler.pids)
         with open("/proc/loadavg") as handle:
             load_after = handle.read().split()[:3]
+        calls = sum(bridge.stat("calls") for bridge in bridges)
         for spy in spies:
             spy.wait()
     finally:
@@ -216,9 +217,11 @@ def main():
     assert Decimal(quantity_sum) == Decimal(out["sum"]), (quantity_sum, out["sum"])
     millions = out["distinct"] / 1e6
     print("%d readings in %d messages of %d, %d bridge(s) %s: published in %.1f s, all stored after %.1f s "
-          "-> %.0f readings/s; stored once each, sum exact. Load average before %s, after %s"
+          "-> %.0f readings/s; stored once each, sum exact; %d Odoo calls (%.0f readings per call). "
+          "Load average before %s, after %s"
           % (out["distinct"], out["published_messages"], args.batch, args.bridges, overrides, out["seconds"],
-             elapsed, out["distinct"] / elapsed, " ".join(load_before), " ".join(load_after)))
+             elapsed, out["distinct"] / elapsed, calls, out["distinct"] / max(calls, 1), " ".join(load_before),
+             " ".join(load_after)))
     print("\nCPU seconds during the run (wall %.1f s; 2 cores = %.0f core-seconds):" % (elapsed, 2 * elapsed))
     for name, seconds in sorted(cpu.items(), key=lambda item: -item[1]):
         print("  %-22s %7.1f s  %5.1f %% of the wall time  %6.1f s per million readings"
