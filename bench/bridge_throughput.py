@@ -113,6 +113,10 @@ def main():
                      login="iot-bridge", password="iot-bridge-demo")
             bridges = []
             try:
+                if "mqtt_shared_group" in overrides:
+                    # A group of its own per case: the sessions of a previous case's bridges stay
+                    # subscribed (persistent, for a week) and would be handed their share.
+                    overrides = dict(overrides, mqtt_shared_group="bench-" + prefix.strip("-"))
                 for _ in range(count):
                     bridge = BridgeProcess(workdir, broker, odoo, **dict(settings, **overrides))
                     bridge.start()
