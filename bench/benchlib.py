@@ -81,8 +81,8 @@ def free_port():
 class OdooServer:
     """``python3 -m odoo`` on a free port; ``workers`` > 0 for prefork (several processes)."""
 
-    def __init__(self, db, workers=0, log_path="/tmp/bench-odoo.log", default_limits=False):
-        self.db, self.workers, self.port = db, workers, free_port()
+    def __init__(self, db, workers=0, log_path="/tmp/bench-odoo.log", default_limits=False, root=ROOT):
+        self.db, self.workers, self.port, self.root = db, workers, free_port(), root
         self.default_limits = default_limits  # True: Odoo's own time and memory limits
         self.url = "http://127.0.0.1:%d" % self.port
         self.log_path = log_path
@@ -98,7 +98,7 @@ class OdooServer:
                         "--limit-memory-hard=6442450944"]
         if self.workers:
             command.append("--gevent-port=%d" % free_port())
-        self.process = subprocess.Popen(command, cwd=ROOT)
+        self.process = subprocess.Popen(command, cwd=self.root)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:

@@ -56,8 +56,8 @@ def insert_rate(cursor, name, log_access, devices, metric_id, rows, batch, tag):
         cursor.execute("BEGIN")
         cursor.execute(
             """INSERT INTO %s (device_id, company_id, metric_id, quantity, timestamp, message_id,
-                               source, state, is_late, received_at%s)
-               SELECT device_id, company_id, %%s, quantity, ts, message_id, 'api', 'to_value', false, now()%s
+                               source, state, received_at%s)
+               SELECT device_id, company_id, %%s, quantity, ts, message_id, 'api', 'accepted', now()%s
                  FROM unnest(%%s::int[], %%s::int[], %%s::numeric[], %%s::timestamp[], %%s::varchar[])
                       AS row(device_id, company_id, quantity, ts, message_id)
                ON CONFLICT (device_id, message_id) DO NOTHING""" % (name, log_columns, log_values),

@@ -16,6 +16,7 @@
         "wizards/iot_usage_calculator_test_wizard_views.xml",
         "views/iot_usage_metric_views.xml",
         "views/iot_usage_views.xml",
+        "views/iot_usage_bucket_views.xml",
         "views/iot_usage_calculator_views.xml",
         "views/product_template_views.xml",
         "views/iot_contract_views.xml",

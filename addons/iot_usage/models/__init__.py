@@ -1,4 +1,5 @@
 from . import iot_usage_metric
+from . import iot_usage_bucket
 from . import iot_usage
 from . import iot_usage_calculator_tier
 from . import iot_usage_calculator

@@ -16,16 +16,16 @@ class IotBillingRun(models.Model):
         return domain
 
     def _execute(self):
-        # Readings no open period can take any more, events that came after their period's
+        # Usage no open period can take any more, events that came after their period's
         # invoice: a late-usage schedule, due in this run.
         previous = self.search(
             [("company_id", "=", self.company_id.id), ("id", "<", self.id), ("state", "!=", "draft")],
             order="id desc", limit=1,
         )
         since = previous.create_date or datetime.min
-        self.env["iot.usage"]._plan_late(self.company_id, self._iot_cutoff_date(), since)
+        self.env["iot.usage.bucket"]._plan_late(self.company_id, self._iot_cutoff_date(), since)
         result = super()._execute()
-        # Once a run is past their period, readings no contract item covers will never be
+        # Once a run is past their period, usage no contract item covers will never be
         # billed: reject them visibly (they can be re-processed after an activation).
-        self.env["iot.usage"]._reject_orphans(self.company_id, self._iot_cutoff_date())
+        self.env["iot.usage.bucket"]._reject_orphans(self.company_id, self._iot_cutoff_date())
         return result

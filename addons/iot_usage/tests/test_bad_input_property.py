@@ -125,7 +125,7 @@ class TestUsageBadInputProperty(IotUsageCommon):
         stored = self.Usage.search([("message_id", "=", message_id)])
         self.assertEqual(len(stored), 1, "stored as a reading or as a rejected one")
         if result["accepted"]:
-            self.assertEqual(stored.state, "to_value")
+            self.assertEqual(stored.state, "accepted")
             self.assertGreaterEqual(stored.quantity, 0)
         else:
             self.assertEqual(stored.state, "rejected")

@@ -19,7 +19,9 @@ class TestUsageIngest(IotUsageCommon):
         self.assertEqual(result, {"accepted": 3, "duplicates": 1, "rejected": []})
         readings = self.Usage.search([("device_id", "=", self.device_1.id)], order="message_id")
         self.assertEqual(readings.mapped("message_id"), ["a", "b"])
-        self.assertEqual(readings.mapped("state"), ["to_value", "to_value"])
+        self.assertEqual(readings.mapped("state"), ["accepted", "accepted"])
+        bucket = self._bucket_at("2022-04-14T10:00:00Z")
+        self.assertEqual((bucket.reading_count, bucket.quantity_sum, bucket.state), (2, 12.445678, "to_value"))
         self.assertEqual(readings[0].source, "api")
         self.env.cr.execute(
             "SELECT sum(quantity)::text FROM iot_usage WHERE device_id = %s", (self.device_1.id,)
@@ -78,7 +80,8 @@ class TestUsageIngest(IotUsageCommon):
         rejected.action_reprocess()
         device = self.env["iot_billing.device"].search([("identifier", "=", "LATE-DEV")])
         reading = self.Usage.search([("device_id", "=", device.id)])
-        self.assertEqual((reading.state, reading.quantity, reading.message_id), ("to_value", 5.0, "l1"))
+        self.assertEqual((reading.state, reading.quantity, reading.message_id), ("accepted", 5.0, "l1"))
+        self.assertEqual(self._bucket_at("2022-04-14T10:00:00Z", device=device).quantity_sum, 5.0)
         self.assertFalse(self.Usage.search([("state", "=", "rejected"), ("identifier", "=", "LATE-DEV")]))
 
     def test_reprocess_keeps_what_is_still_wrong(self):
@@ -110,7 +113,7 @@ class TestUsageIngest(IotUsageCommon):
         self.assertIn("2 readings imported", wizard.result)
         self.assertIn("line 3: quantity 'abc' is not a number", wizard.result)
         self.assertIn("line 4: unknown device 'U-9'", wizard.result)
-        self.assertEqual(self.Usage.search_count([("source", "=", "import"), ("state", "=", "to_value")]), 2)
+        self.assertEqual(self.Usage.search_count([("source", "=", "import"), ("state", "=", "accepted")]), 2)
         self.assertEqual(self.Usage.search_count([("source", "=", "import"), ("state", "=", "rejected")]), 2)
 
     def test_integration_user_cannot_read_other_company_usage(self):
