@@ -38,6 +38,8 @@ MERGE_FUNCTIONS_SQL = """
                            AS counted(quantity, count)
                      GROUP BY quantity) AS summed)
         END $$;
+    CREATE OR REPLACE AGGREGATE iot_merge_distinct_agg(jsonb) (SFUNC = iot_merge_distinct, STYPE = jsonb);
+    CREATE OR REPLACE AGGREGATE iot_merge_counts_agg(jsonb) (SFUNC = iot_merge_counts, STYPE = jsonb);
 """
 
 
@@ -486,6 +488,19 @@ class IotUsageBucket(models.Model):
         self.invalidate_model(["state", "reject_reason"])
         return count
 
+    @api.model
+    def _cron_compact(self, chunk=20000):
+        """Merge the buckets of one interval that several connections wrote (see UPSERT_BUCKETS_SQL)
+        once the interval is over: an interval keeps one bucket per billing state. One chunk of
+        intervals per call; the cron runs again at once while some are left (progress API)."""
+        self.flush_model()
+        self.env.cr.execute(COMPACT_BUCKETS_SQL, {
+            "closed_before": fields.Datetime.subtract(fields.Datetime.now(), hours=1), "chunk": chunk})
+        merged = self.env.cr.rowcount
+        self.invalidate_model()
+        self.env["ir.cron"]._notify_progress(done=merged, remaining=int(merged == chunk))
+        return merged
+
     def action_reprocess(self):
         """Rejected buckets (no contract item covered them) are valued again at the next
         billing run, e.g. after the device was activated on a contract."""
@@ -604,4 +619,42 @@ REOPEN_BUCKETS_SQL = """
            reject_reason = NULL
       FROM reopened
      WHERE bucket.id = reopened.id AND reopened.open_id IS NULL
+"""
+
+# Buckets of one closed interval in the same state (same schedule, lateness and reason) are
+# merged into one: the figures add up exactly as billing adds them up. Rows another
+# transaction holds (being valued, a late reading being added) are skipped this time.
+COMPACT_BUCKETS_SQL = """
+    WITH interval_state AS (
+        SELECT device_id, metric_id, bucket_start, state, schedule_id, is_late
+          FROM iot_usage_bucket
+         WHERE bucket_stop <= %(closed_before)s
+         GROUP BY device_id, metric_id, bucket_start, state, schedule_id, is_late
+        HAVING count(*) > 1
+         LIMIT %(chunk)s
+    ),
+    taken AS (
+        SELECT bucket.id
+          FROM iot_usage_bucket bucket
+          JOIN interval_state USING (device_id, metric_id, bucket_start, state, is_late)
+         WHERE bucket.schedule_id IS NOT DISTINCT FROM interval_state.schedule_id
+           FOR UPDATE OF bucket SKIP LOCKED
+    ),
+    removed AS (
+        DELETE FROM iot_usage_bucket bucket USING taken WHERE bucket.id = taken.id RETURNING bucket.*
+    )
+    INSERT INTO iot_usage_bucket (""" + BUCKET_COLUMNS + """, writer, state, schedule_id, contract_item_id,
+                                  is_late, reject_reason)
+    SELECT company_id, device_id, metric_id, bucket_start, bucket_stop, sum(reading_count), sum(quantity_sum),
+           min(quantity_min), max(quantity_max),
+           (array_agg(first_at ORDER BY first_at, first_seq))[1],
+           (array_agg(first_quantity ORDER BY first_at, first_seq))[1],
+           (array_agg(first_seq ORDER BY first_at, first_seq))[1],
+           (array_agg(last_at ORDER BY last_at DESC, last_seq DESC))[1],
+           (array_agg(last_quantity ORDER BY last_at DESC, last_seq DESC))[1],
+           (array_agg(last_seq ORDER BY last_at DESC, last_seq DESC))[1],
+           iot_merge_distinct_agg(distinct_values), iot_merge_counts_agg(quantity_counts),
+           min(writer), state, schedule_id, min(contract_item_id), is_late, min(reject_reason)
+      FROM removed
+     GROUP BY company_id, device_id, metric_id, bucket_start, bucket_stop, state, schedule_id, is_late
 """

@@ -151,6 +151,36 @@ class TestUsageBuckets(IotUsageCommon):
         self.assertEqual(sorted(both.mapped("state")), ["invoiced", "to_value"])
         self.assertEqual(bucket.quantity_sum, 6.0, "an invoiced bucket never changes")
 
+    def test_buckets_of_several_connections_merge_once_their_interval_is_over(self):
+        rules = self._rules()
+        self.api.api_ingest([self._reading(quantity="2", timestamp="2022-04-14T10:05:00Z", payload={"sim": "A"}),
+                             self._reading(quantity="3", timestamp="2022-04-14T10:40:00Z", payload={"sim": "B"})])
+        bucket = self._bucket_at("2022-04-14T10:00:00Z")
+        # What another connection would have added to the same hour at the same time.
+        self.env.cr.execute(
+            """INSERT INTO iot_usage_bucket (company_id, device_id, metric_id, bucket_start, bucket_stop,
+                   reading_count, quantity_sum, quantity_min, quantity_max, first_at, first_quantity, first_seq,
+                   last_at, last_quantity, last_seq, distinct_values, quantity_counts, writer, state, is_late)
+               SELECT company_id, device_id, metric_id, bucket_start, bucket_stop, 2, 9, 4, 5,
+                      '2022-04-14 10:01:00', 4, first_seq - 1, '2022-04-14 10:40:00', 5, last_seq + 1,
+                      '{"sim": ["B", "C"]}', '{"4.000000": 1, "5.000000": 1}', writer + 1, 'to_value', false
+                 FROM iot_usage_bucket WHERE id = %s""", [bucket.id])
+        self.env["iot.usage.bucket"].invalidate_model()
+        scope = UsageScope(key=1, calculators=rules, currency=self.env.company.currency_id,
+                           device_id=self.device_1.id, date_from="2022-04-01", date_to="2022-04-30", schedule_id=False)
+        before = self.env["iot.usage.calculator"]._evaluate([scope])
+        self.assertEqual(self.env["iot.usage.bucket"]._cron_compact(), 1)
+        merged = self._bucket_at("2022-04-14T10:00:00Z")
+        self.assertEqual(len(merged), 1)
+        self.assertEqual(
+            (merged.reading_count, merged.quantity_sum, merged.quantity_min, merged.first_quantity,
+             merged.last_quantity, sorted(merged.distinct_values["sim"]), merged.quantity_counts),
+            (4, 14.0, 2.0, 4.0, 5.0, ["A", "B", "C"],
+             {"2.000000": 1, "3.000000": 1, "4.000000": 1, "5.000000": 1}),
+        )
+        self.assertEqual(self.env["iot.usage.calculator"]._evaluate([scope]), before, "same figures, fewer rows")
+        self.assertEqual(self.env["iot.usage.bucket"]._cron_compact(), 0, "nothing left to merge")
+
     def test_gateway_aggregates_go_straight_into_buckets(self):
         aggregate = {
             "identifier": "U-1", "metric": "kwh", "count": 60, "sum": "120.5", "min": "1", "max": "3",
