@@ -77,12 +77,13 @@ class ActivitySampler(threading.Thread):
         connection.autocommit = True
         with connection.cursor() as cursor:
             while not self.stopping.is_set():
-                cursor.execute("""SELECT pid, state, wait_event_type, wait_event, left(query, 60)
+                cursor.execute("""SELECT pid, state, wait_event_type, wait_event, left(query, 200)
                                     FROM pg_stat_activity
                                    WHERE datname = %s AND application_name LIKE 'odoo-%%'""", (self.db,))
                 for pid, state, wait_type, wait_event, query in cursor.fetchall():
                     self.pids.add(pid)
                     if state == "active":
+                        # the ingestion statement, with or without its bucket CTE around it
                         kind = "INSERT INTO iot_usage" if "INSERT INTO iot_usage" in query else query.split()[0]
                         label = "active: %s%s" % (kind, " (waiting %s/%s)" % (wait_type, wait_event)
                                                   if wait_type and wait_type != "Client" else "")
