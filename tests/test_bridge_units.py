@@ -134,7 +134,7 @@ class _StubOdoo:
         import threading
 
         stub = self
-        self.ingested, self.rejected = [], []
+        self.ingested, self.rejected, self.calls = [], [], []
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *args):
@@ -153,6 +153,7 @@ class _StubOdoo:
                                             "data": {"name": "builtins.TypeError", "message": "boom"}}}
                     elif method == "api_ingest":
                         stub.ingested += items
+                        stub.calls.append(len(items))
                         answer = {"result": {"accepted": len(items), "duplicates": 0, "rejected": []}}
                     else:
                         stub.rejected += items
@@ -192,6 +193,86 @@ def test_a_call_odoo_keeps_refusing_is_split_until_the_poison_entry_is_rejected(
         assert json.loads(reject["raw"])["message_id"] == "poison"
         bridge.close()
     finally:
+        stub.server.shutdown()
+
+
+# ---------------------------------------------------------------- adaptive batches
+def _limits(**settings):
+    from iot_bridge.bridge import BatchLimits
+
+    environ = {"IOT_BRIDGE_ODOO_DB": "x", "IOT_BRIDGE_ODOO_KEY": "k"}
+    environ.update(("IOT_BRIDGE_" + key.upper(), str(value)) for key, value in settings.items())
+    return BatchLimits(bridge_config.load(environ=environ))
+
+
+def test_a_batch_grows_while_messages_are_waiting_up_to_the_call_limit():
+    limits = _limits(batch_size=1000, batch_size_max=10000, mqtt_receive_maximum=1000)
+    assert not limits.full(entries=999, messages=20, waiting=0)  # wait for more (or idle, or age)
+    assert limits.full(entries=1000, messages=20, waiting=0)  # nothing waiting: send now
+    assert not limits.full(entries=1000, messages=20, waiting=300)  # waiting: take them too
+    assert not limits.full(entries=9999, messages=200, waiting=300)
+    assert limits.full(entries=10000, messages=200, waiting=300)  # one Odoo call at most
+
+
+def test_a_batch_holds_at_most_half_the_inflight_window():
+    # Single-reading messages: 500 of a window of 1,000 unacknowledged, so the broker keeps
+    # sending the other half while this batch is in Odoo.
+    limits = _limits(batch_size=1000, mqtt_receive_maximum=1000)
+    assert not limits.full(entries=499, messages=499, waiting=800)
+    assert limits.full(entries=500, messages=500, waiting=800)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"batch_size": 500, "batch_size_max": 400}, "batch_size_max must be between batch_size"),
+    ({"batch_size_max": 20000}, "batch_size_max must be between batch_size"),
+    ({"mqtt_receive_maximum": 1}, "mqtt_receive_maximum"),
+])
+def test_batch_limits_are_checked(settings, message):
+    with pytest.raises(bridge_config.ConfigError, match=message):
+        _limits(**settings)
+
+
+def test_the_worker_sends_what_is_waiting_in_large_calls_and_a_trickle_at_once(tmp_path):
+    """The worker loop against a real HTTP endpoint: 60 gateway messages of 50 readings already
+    waiting go in calls of batch_size_max; a lone message goes as soon as nothing follows."""
+    from iot_bridge.bridge import Bridge
+
+    stub = _StubOdoo()
+    bridge = None
+    try:
+        config = bridge_config.load(environ={
+            "IOT_BRIDGE_ODOO_URL": stub.url, "IOT_BRIDGE_ODOO_DB": "x", "IOT_BRIDGE_ODOO_KEY": "k",
+            "IOT_BRIDGE_SPOOL_DIR": str(tmp_path), "IOT_BRIDGE_BATCH_SIZE": "100",
+            "IOT_BRIDGE_BATCH_SIZE_MAX": "1000", "IOT_BRIDGE_MQTT_RECEIVE_MAXIMUM": "1000"})
+        bridge = Bridge(config)
+
+        def deliver(mid, count):
+            message = mqtt.MQTTMessage(mid=mid, topic=b"iot/D%d/usage" % (mid % 3))
+            message.qos = 0  # nothing to acknowledge: no broker in this test
+            message.payload = json.dumps(
+                [dict(READING, message_id="m%d-%d" % (mid, n)) for n in range(count)]).encode()
+            bridge._on_message(bridge.client, None, message)
+
+        for mid in range(1, 61):
+            deliver(mid, 50)
+        worker = threading.Thread(target=bridge.run)
+        worker.start()
+        for _ in range(200):
+            if len(stub.ingested) == 3000:
+                break
+            time.sleep(0.05)
+        deliver(61, 50)
+        for _ in range(200):
+            if len(stub.ingested) == 3050:
+                break
+            time.sleep(0.05)
+        bridge.stop()
+        worker.join(10)
+        assert stub.calls == [1000, 1000, 1000, 50]
+        assert len({item["message_id"] for item in stub.ingested}) == 3050
+    finally:
+        if bridge:
+            bridge.close()
         stub.server.shutdown()
 
 

@@ -2,12 +2,14 @@
 server, authenticated as the Integration user (a portal-type user with the IoT Integration
 group), never through the ORM."""
 
+import threading
 import uuid
 import xmlrpc.client
 
+import psycopg2
 import pytest
 import requests
-from bridge_fixtures import BRIDGE_KEY, BRIDGE_LOGIN, sql
+from bridge_fixtures import BRIDGE_KEY, BRIDGE_LOGIN, sql, wait_until
 
 
 @pytest.fixture(name="xmlrpc_api")
@@ -115,3 +117,50 @@ def test_other_company_devices_are_invisible_to_the_api(xmlrpc_api, odoo_server)
         {"identifier": identifier, "event_type": "x", "timestamp": "2022-04-14T10:00:00Z"}])
     assert result["rejected"] == [{"index": 0, "reason": "unknown device %r" % identifier}]
     assert xmlrpc_api("iot_billing.device", "search", [("identifier", "=", identifier)]) == []
+
+
+def test_concurrent_registrations_of_one_new_identifier_answer_every_entry(odoo_server):
+    """Two calls register the same new identifier in overlapping transactions: both answer per
+    entry (one created it, the other finds it), and one device exists."""
+    shared = "RACE-" + uuid.uuid4().hex[:10]
+    own = [shared + "-a", shared + "-b"]
+    # Hold the device table in SHARE mode: both calls read (their snapshot is taken), then
+    # wait at their INSERT until the lock goes, so they overlap whatever the machine's speed.
+    blocker = psycopg2.connect(host="127.0.0.1", user="root", dbname=odoo_server.db)
+    answers, failures = {}, {}
+
+    def register(label, entries):
+        try:
+            answers[label] = odoo_server.rpc("iot_billing.device", "api_register", entries,
+                                             login=BRIDGE_LOGIN, password=BRIDGE_KEY)
+        except AssertionError as error:  # the JSON-RPC error of a call failing as a whole
+            failures[label] = str(error)
+
+    try:
+        with blocker.cursor() as cursor:
+            cursor.execute("LOCK TABLE iot_billing_device IN SHARE MODE")
+            calls = [threading.Thread(target=register, args=(label, [{"identifier": shared}, {"identifier": mine}]))
+                     for label, mine in zip("ab", own, strict=True)]
+            for call in calls:
+                call.start()
+
+            def both_waiting():
+                cursor.execute("""SELECT count(*) FROM pg_locks
+                                   WHERE relation = 'iot_billing_device'::regclass AND NOT granted""")
+                return cursor.fetchone()[0] == 2
+
+            wait_until(both_waiting, 60, message="both registrations waiting at their INSERT")
+        blocker.rollback()  # releases the lock: the two INSERTs of the shared identifier collide
+        for call in calls:
+            call.join(120)
+    finally:
+        blocker.close()
+    assert failures == {}
+    shared_answers = [answers[label][0] for label in "ab"]
+    assert all(set(answer) == {"identifier", "id", "state", "created"} for answer in shared_answers), answers
+    assert sorted(answer["created"] for answer in shared_answers) == [False, True]
+    assert shared_answers[0]["id"] == shared_answers[1]["id"]
+    assert [answers[label][1]["created"] for label in "ab"] == [True, True]
+    rows = sql(odoo_server.db, "SELECT identifier, count(*) FROM iot_billing_device WHERE identifier LIKE %s "
+                               "GROUP BY identifier ORDER BY identifier", (shared + "%",))
+    assert rows == [(shared, 1), (own[0], 1), (own[1], 1)]

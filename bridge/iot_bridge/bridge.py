@@ -42,7 +42,29 @@ class Stats:
     def __init__(self):
         self.received = self.forwarded = self.duplicates = self.rejected = 0
         self.spooled = self.dead_lettered = 0
+        self.calls = 0  # Odoo calls made (forwarded / calls: the batches' mean size)
         self.lag = 0.0
+
+
+class BatchLimits:
+    """When the batch being gathered goes to Odoo: adaptive to what is waiting.
+
+    With nothing waiting, at ``batch_size`` entries (or earlier on idle or age, see ``run``).
+    While more messages are already waiting, the batch keeps taking them: one call of up to
+    ``batch_size_max`` entries costs Odoo much less per reading than several small ones.
+    It never holds more than half the broker's inflight window in messages, so the broker
+    keeps delivering the next batch while this one is in Odoo.
+    """
+
+    def __init__(self, config):
+        self.size = config.batch_size
+        self.size_max = config.batch_size_max
+        self.messages_max = max(1, config.mqtt_receive_maximum // 2)
+
+    def full(self, entries, messages, waiting):
+        if entries >= self.size_max or messages >= self.messages_max:
+            return True
+        return entries >= self.size and not waiting
 
 
 class _Batch:
@@ -78,6 +100,7 @@ class Bridge:
         self._odoo_down_logged = False
         self._next_auth = 0.0
         self._auth_delay = config.retry_initial
+        self.limits = BatchLimits(config)
         self.client = self._make_client()
 
     # ------------------------------------------------------------------ MQTT
@@ -163,6 +186,7 @@ class Bridge:
         """One API call; returns follow-up calls (events Odoo refused go to api_reject)."""
         model, name, kwargs = METHODS[method]
         result = self.odoo.execute(model, name, items, **kwargs)
+        self.stats.calls += 1
         rejected = result.get("rejected") or []
         self.stats.forwarded += result.get("accepted", 0)
         self.stats.duplicates += result.get("duplicates", 0)
@@ -302,9 +326,9 @@ class Bridge:
         calls, entries, oldest = self.spool.stats()
         stats = self.stats
         _logger.info(
-            "stats: received=%d forwarded=%d duplicates=%d rejected=%d spooled=%d in_spool=%d "
+            "stats: received=%d forwarded=%d duplicates=%d rejected=%d calls=%d spooled=%d in_spool=%d "
             "dead_lettered=%d queue=%d lag=%.1fs spool_age=%.0fs",
-            stats.received, stats.forwarded, stats.duplicates, stats.rejected, stats.spooled, entries,
+            stats.received, stats.forwarded, stats.duplicates, stats.rejected, stats.calls, stats.spooled, entries,
             stats.dead_lettered, self.inbox.qsize(), stats.lag, time.time() - oldest if oldest else 0.0,
         )
 
@@ -354,7 +378,7 @@ class Bridge:
                 batch.acks.append((generation, mid, qos))
                 batch.first = batch.first or received
                 batch.started = batch.started or time.monotonic()
-            if batch.acks and (idle or len(batch) >= config.batch_size
+            if batch.acks and (idle or self.limits.full(len(batch), len(batch.acks), self.inbox.qsize())
                                or time.monotonic() - batch.started >= config.batch_max_delay):
                 self._flush(batch)
                 batch = _Batch()

@@ -36,7 +36,10 @@ class Config:
     mqtt_keepalive: int = 30
     # MQTT 5 only: how long the broker keeps the session (and queues messages) while we are away
     mqtt_session_expiry: int = 7 * 24 * 3600
-    # MQTT 5 Receive Maximum sent on CONNECT: unacknowledged QoS 1 messages the broker may send us
+    # Unacknowledged QoS 1 messages the broker may send us (the inflight window): sent as the
+    # Receive Maximum on CONNECT with MQTT 5; with 3.1.1 the broker's max_inflight_messages
+    # decides, set this to the same value. A batch holds at most half of it, so the broker
+    # keeps sending the next batch's messages while one is in Odoo.
     mqtt_receive_maximum: int = 1000
     # MQTT 5 / Mosquitto: share the subscriptions in $share/<group>/... (scale-out)
     mqtt_shared_group: str = ""
@@ -52,8 +55,11 @@ class Config:
     # an API key (preferred) or the password of the integration user
     odoo_key: str = ""
     odoo_timeout: float = 120.0
-    # Batching
-    batch_size: int = 1000  # readings + events + rejects per flush
+    # Batching: a batch is sent once it holds batch_size entries (readings + events + rejects)
+    # and no further message is waiting; while messages are waiting it keeps taking them, up
+    # to batch_size_max entries (one Odoo call) or half the inflight window in messages.
+    batch_size: int = 1000
+    batch_size_max: int = 10000
     batch_max_delay: float = 1.0  # seconds a received message may wait before a flush
     # Flush early when no message arrived for this long: the broker stops sending once
     # its inflight window (max_inflight_messages / Receive Maximum) is unacknowledged.
@@ -102,6 +108,10 @@ class Config:
             raise ConfigError("mqtt_client_id must not be empty: the persistent session needs it")
         if not 1 <= self.batch_size <= 10000:
             raise ConfigError("batch_size must be between 1 and 10000")
+        if not self.batch_size <= self.batch_size_max <= 10000:
+            raise ConfigError("batch_size_max must be between batch_size (%d) and 10000" % self.batch_size)
+        if not 2 <= self.mqtt_receive_maximum <= 65535:
+            raise ConfigError("mqtt_receive_maximum must be between 2 and 65535")
         for key in ("batch_max_delay", "retry_initial", "retry_max", "spool_max_mb", "stats_interval"):
             if getattr(self, key) <= 0:
                 raise ConfigError("%s must be positive" % key)

@@ -1,3 +1,5 @@
+from psycopg2.errors import UniqueViolation
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
@@ -290,7 +292,7 @@ class IotDevice(models.Model):
             for identifier, (vals, _indices) in wanted.items()
             if identifier not in existing
         ]
-        created = self.create(to_create)
+        created = self._api_create_new(to_create)
         created_ids = set(created.ids)
         devices_by_identifier = dict(existing)
         devices_by_identifier.update({device.identifier: device for device in created})
@@ -315,6 +317,28 @@ class IotDevice(models.Model):
                     "created": device.id in created_ids and position == 0,
                 }
         return results
+
+    @api.model
+    def _api_create_new(self, vals_list):
+        """Create devices this transaction did not see; a concurrent registration of the same
+        identifier makes the whole call retry instead of failing.
+
+        Odoo's transactions read a snapshot taken at their start (REPEATABLE READ): a device
+        another call committed since then is invisible here, and inserting it again violates
+        the unique identifier. That is a race, not bad input: turn it into a serialization
+        failure, which Odoo's RPC layer retries with a fresh snapshot, where the identifier is
+        found and answered as already registered.
+        """
+        try:
+            with self.env.cr.savepoint():
+                return self.create(vals_list)
+        except UniqueViolation as error:
+            if error.diag.constraint_name != "%s_identifier_company_unique" % self._table:
+                raise
+        self.env.cr.execute("""
+            DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
+                MESSAGE = 'a device identifier was registered by a concurrent call'; END $$""")
+        raise AssertionError("unreachable: the statement above raises")
 
     @api.model
     def _api_parse_event(self, entry):
