@@ -266,3 +266,38 @@ def test_a_poison_entry_is_rejected_and_does_not_stall_the_rest(server_db, odoo_
         wait_until(lambda: bridge.stat("in_spool") == 0, 15, message="the bridge's spool drained")
     finally:
         sql(server_db, "ALTER TABLE iot_usage DROP CONSTRAINT IF EXISTS %s" % constraint)
+
+
+def test_a_gateway_aggregate_goes_through_the_bridge_into_its_bucket(server_db, odoo_server, broker, run_bridge):
+    """Edge mediation: a gateway sends one hour of a device as an aggregate, beside a reading."""
+    prefix = _prefix()
+    identifier = prefix + "0001"
+    _register(odoo_server, [identifier])
+    run_bridge()
+    hour = (datetime.now(UTC) - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+    aggregate = {"metric": "kwh", "count": 60, "sum": "30.5", "min": "0.2", "max": "0.9", "first": "0.5",
+                 "last": "0.4", "timestamp_from": hour.isoformat(),
+                 "timestamp_to": (hour + timedelta(minutes=59)).isoformat(), "message_id": prefix + "agg"}
+    reading = {"metric": "kwh", "quantity": "1.25", "timestamp": (hour + timedelta(minutes=59, seconds=30)).isoformat(),
+               "message_id": prefix + "r1"}
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    try:
+        for _ in range(2):  # redelivered: counted once
+            client.publish("iot/%s/usage" % identifier, json.dumps([aggregate, reading]), qos=1).wait_for_publish(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+    def bucket():
+        rows = sql(server_db, """SELECT sum(b.reading_count), sum(b.quantity_sum)::text, max(b.quantity_max)::text
+                                   FROM iot_usage_bucket b JOIN iot_billing_device d ON d.id = b.device_id
+                                  WHERE d.identifier = %s AND b.bucket_start = %s""",
+                   (identifier, hour.replace(tzinfo=None)))
+        return rows[0] if rows[0][0] == 61 else None
+
+    assert wait_until(bucket, 30, interval=0.5, message="aggregate and reading in one bucket") == (
+        61, "31.750000", "1.250000")
+    time.sleep(1.5)
+    assert bucket() == (61, "31.750000", "1.250000"), "the redelivery counted once"
