@@ -23,6 +23,9 @@ CONCURRENT_UPDATE = (errorcodes.SERIALIZATION_FAILURE, errorcodes.LOCK_NOT_AVAIL
 # its first contract, this many schedules: ~3-6 s on the benchmark machine (docs/benchmarks.md).
 CHUNK_CONTRACTS = 50
 CHUNK_SCHEDULES = 10000
+# How long a cron call waits, a second at a time, for contracts another worker holds or
+# for a valuation step, before it leaves the run to a later call.
+WAIT_SECONDS = 10
 
 
 class IotBillingRun(models.Model):
@@ -315,7 +318,8 @@ class IotBillingRun(models.Model):
         answered at once, without commits between its chunks); None in the background,
         where each chunk commits and contracts left planned are looked at again.
         Returns "billed", "held" (due contracts remain, all held by other transactions,
-        usually other workers of this run) or "finished".
+        usually other workers of this run), "retry" (what it claimed was billed meanwhile)
+        or "finished".
         """
         started = time.monotonic()
         Schedule = self.env["iot.invoicing.schedule"]
@@ -354,6 +358,8 @@ class IotBillingRun(models.Model):
             held = set(counts) - set(claimed)
             totals["skipped"] += sum(counts[contract_id] for contract_id in held)
             excluded.update(held, kept)
+        elif not totals["schedules"] and not errors:
+            return "retry"  # another worker billed them after this chunk's snapshot: look again
         else:
             # In the background a schedule held elsewhere is looked at again by a later
             # chunk (billed there, or gone): not a skip.
@@ -456,8 +462,8 @@ class IotBillingRun(models.Model):
         """
         budget = CronBudget(self.env.cr)
         self.env.cr.commit()  # a fresh snapshot for the first chunk (cron chunking design)
-        chunks, longest = 0, 0.0
-        while budget.allows(longest):
+        chunks, longest, waited = 0, 0.0, 0
+        while budget.allows(max(longest, WAIT_SECONDS)):
             self.env.invalidate_all()
             runs = self.sudo().search([("state", "=", "running")], order="id")
             if not runs:
@@ -472,7 +478,11 @@ class IotBillingRun(models.Model):
                     longest = max(longest, time.monotonic() - started)
                     break
             if not progressed:
-                break  # every run waits (for another worker's chunk, or for the valuation)
+                # Every run waits: for another worker's chunk, or for a valuation step.
+                if waited >= WAIT_SECONDS:
+                    break
+                time.sleep(1)
+                waited += 1
         self.env.invalidate_all()
         runs = self.sudo().search([("state", "=", "running")])
         remaining = sum(runs.mapped("remaining_count")) + len(runs)
@@ -490,11 +500,15 @@ class IotBillingRun(models.Model):
         cr = self.env.cr
         try:
             if not self.prepared:
-                done = self._iot_lock_self("AND NOT prepared") and (self._iot_prepare() or True)
+                done = self._iot_lock_self("AND prepared IS NOT TRUE") and (self._iot_prepare() or True)
             elif not try_lock_for_billing(cr, self.company_id.id):
                 done = False  # the valuation holds the company's schedules
             else:
                 outcome = self._iot_bill_chunk()
+                if outcome == "retry":
+                    cr.rollback()
+                    self.env.invalidate_all()
+                    return "retry"
                 if outcome == "finished":
                     done = self._iot_lock_self("AND state = 'running'") and (self._iot_finish() or True)
                 else:
