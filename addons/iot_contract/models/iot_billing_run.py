@@ -436,9 +436,7 @@ class IotBillingRun(models.Model):
         for error in self.error_ids.filtered("contract_id"):
             # sudo: the contract's chatter tells what the run did, whoever may edit the contract.
             error.contract_id.sudo().message_post(
-                body=self.env._(
-                    "Not invoiced by %(run)s: %(message)s", run=self.display_name, message=error.message
-                )
+                body=self.env._("Not invoiced by %(run)s: %(message)s", run=self.display_name, message=error.message)
             )
         group = self.env.ref("iot_contract.group_iot_billing")
         users = group.sudo().users.filtered(lambda user: user.active and not user.share)
