@@ -1,10 +1,11 @@
+from datetime import date
 from unittest.mock import patch
 
 from odoo import SUPERUSER_ID, api
 from odoo.addons.iot_contract.tools import try_lock_for_valuation
 from odoo.addons.iot_device.tools import ApiInputError
 from odoo.exceptions import AccessError
-from odoo.tests import tagged
+from odoo.tests import Form, freeze_time, tagged
 
 from .common import IotContractCommon
 
@@ -104,3 +105,11 @@ class TestBillingRuns(IotContractCommon):
             answer = self._run_billing("2022-04-30")
             valuation_cr.rollback()
         self.assertEqual(answer["state"], "done", "another company's valuation does not hold this one")
+
+    def test_wizard_creates_the_run_starts_it_and_opens_it(self):
+        with freeze_time("2022-05-02"):
+            wizard_form = Form(self.env["iot.billing.run.wizard"].with_user(self.billing_user))
+            wizard_form.date = date(2022, 4, 30)
+            action = wizard_form.save().action_run()
+        run = self.BillingRun.browse(action["res_id"])
+        self.assertEqual((run.state, run.schedule_count, run.invoice_count), ("done", 2, 2))
