@@ -301,11 +301,17 @@ class IotBillingRun(models.Model):
         )
         self._iot_trigger_workers()
 
-    def _iot_trigger_workers(self):
-        for xmlid in ("iot_contract.iot_billing_run_chunk_cron", "iot_contract.iot_billing_run_chunk_cron_2"):
-            cron = self.env.ref(xmlid, raise_if_not_found=False)
-            if cron and cron.sudo().active:
-                cron.sudo()._trigger()
+    @api.model
+    def _iot_chunk_crons(self):
+        # sudo: starting the chunk workers is part of running billing, which the Billing group
+        # may do without any right on scheduled actions.
+        xmlids = ("iot_contract.iot_billing_run_chunk_cron", "iot_contract.iot_billing_run_chunk_cron_2")
+        crons = [self.env.ref(xmlid, raise_if_not_found=False) for xmlid in xmlids]
+        return self.env["ir.cron"].sudo().browse([cron.id for cron in crons if cron]).filtered("active")
+
+    def _iot_trigger_workers(self, at=None):
+        for cron in self._iot_chunk_crons():
+            cron._trigger(at)
 
     def _iot_prepare(self):
         self._iot_run_prepare()
@@ -487,10 +493,7 @@ class IotBillingRun(models.Model):
         self.env["ir.cron"]._notify_progress(done=chunks, remaining=remaining if runs else 0)
         if runs and not chunks:
             # Nothing could move now; Odoo ends a call without progress as if all were done.
-            for xmlid in ("iot_contract.iot_billing_run_chunk_cron", "iot_contract.iot_billing_run_chunk_cron_2"):
-                cron = self.env.ref(xmlid, raise_if_not_found=False)
-                if cron and cron.active:
-                    cron._trigger(fields.Datetime.add(fields.Datetime.now(), minutes=1))
+            self._iot_trigger_workers(fields.Datetime.add(fields.Datetime.now(), minutes=1))
 
     def _iot_work_once(self):
         """Do this run's next step and commit it: "done", "retry" (at once) or "wait"."""
