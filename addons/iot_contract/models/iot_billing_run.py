@@ -490,10 +490,17 @@ class IotBillingRun(models.Model):
         self.env.invalidate_all()
         runs = self.sudo().search([("state", "=", "running")])
         remaining = sum(runs.mapped("remaining_count")) + len(runs)
-        self.env["ir.cron"]._notify_progress(done=chunks, remaining=remaining if runs else 0)
-        if runs and not chunks:
+        # Done so far in this series of calls: a call that finds the time spent reports the work
+        # of the calls before it, so that Odoo does not take the job for finished.
+        done = budget.add_done(chunks)
+        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining if runs else 0)
+        if runs and not done:
             # Nothing could move now; Odoo ends a call without progress as if all were done.
             self._iot_trigger_workers(fields.Datetime.add(fields.Datetime.now(), minutes=1))
+        elif runs:
+            # Odoo re-runs a cron with work left ten times, then leaves it ready without waking
+            # any worker: they would find it at their next poll, up to a minute later.
+            self._iot_trigger_workers()
 
     def _iot_work_once(self):
         """Do this run's next step and commit it: "done", "retry" (at once) or "wait"."""

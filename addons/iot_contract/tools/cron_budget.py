@@ -23,6 +23,7 @@ class CronBudget:
         if not getattr(cr, "_iot_cron_started", None):
             cr._iot_cron_started = thread_start or time.time()
         self.started = thread_start or cr._iot_cron_started
+        self.cr = cr
         cron_limit = config.get("limit_time_real_cron") or 0
         self.limit_real = cron_limit if cron_limit > 0 else (config.get("limit_time_real") or 0)
 
@@ -36,3 +37,8 @@ class CronBudget:
             if usage.ru_utime + usage.ru_stime + needed > soft_cpu:
                 return False
         return True
+
+    def add_done(self, count):
+        """Count ``count`` units of work done by this call; return those of the whole series."""
+        self.cr._iot_cron_done = getattr(self.cr, "_iot_cron_done", 0) + count
+        return self.cr._iot_cron_done
