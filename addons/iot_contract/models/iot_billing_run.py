@@ -293,7 +293,7 @@ class IotBillingRun(models.Model):
                 pass
             self._iot_finish()
             return
-        self.message_post(
+        self._message_log(
             body=self.env._(
                 "%(count)s due schedules: billed in the background, chunk by chunk (each committed).",
                 count=self.remaining_count,
@@ -417,8 +417,12 @@ class IotBillingRun(models.Model):
         self._iot_post_result()
 
     def _iot_post_result(self):
-        """The run's chatter keeps what it did; failures also reach the Billing group."""
-        self.message_post(
+        """The run's chatter keeps what it did; failures also reach the Billing group.
+
+        Logged notes, not messages: they need no sender e-mail (an API user has none) and
+        notify nobody by mail; the activities are what calls for someone's attention.
+        """
+        self._message_log(
             body=self.env._(
                 "Billed %(schedules)s schedules of %(contracts)s contracts in %(invoices)s invoices, "
                 "%(chunks)s chunks, %(seconds)s s; %(errors)s contracts failed, %(skipped)s schedules skipped.",
@@ -438,16 +442,17 @@ class IotBillingRun(models.Model):
             "%s: %s" % (error.contract_id.reference or error.contract_id.display_name, error.message)
             for error in self.error_ids[:50]
         )
-        self.message_post(body=summary + "\n" + lines)
+        self._message_log(body=summary + "\n" + lines)
         for error in self.error_ids.filtered("contract_id"):
             # sudo: the contract's chatter tells what the run did, whoever may edit the contract.
-            error.contract_id.sudo().message_post(
+            error.contract_id.sudo()._message_log(
                 body=self.env._("Not invoiced by %(run)s: %(message)s", run=self.display_name, message=error.message)
             )
         group = self.env.ref("iot_contract.group_iot_billing")
         users = group.sudo().users.filtered(lambda user: user.active and not user.share)
+        # mail_activity_quick_update: no "assigned to you" mail, which needs a sender e-mail.
         for user in users.filtered(lambda user: self.company_id in user.company_ids):
-            self.activity_schedule(
+            self.with_context(mail_activity_quick_update=True).activity_schedule(
                 "mail.mail_activity_data_todo", user_id=user.id, summary=summary, note=lines.replace("\n", "<br/>")
             )
 
@@ -533,7 +538,7 @@ class IotBillingRun(models.Model):
             _logger.exception("Billing run %s stopped", self.id)
             self.env.invalidate_all()
             self.write({"state": "error", "date_finished": fields.Datetime.now()})
-            self.message_post(body=self.env._("The run stopped on an error: %(error)s", error=error))
+            self._message_log(body=self.env._("The run stopped on an error: %(error)s", error=error))
             cr.commit()
             return "done"
         if done:
