@@ -83,8 +83,8 @@ class OdooServer:
     ``limit_time_cpu`` 60 s); ``workers`` > 0 for prefork (several processes), ``cron_workers``
     cron threads or processes (the billing run's chunk workers)."""
 
-    def __init__(self, db, workers=2, log_path="/tmp/bench-odoo.log", cron_workers=2):
-        self.db, self.workers, self.port = db, workers, free_port()
+    def __init__(self, db, workers=2, log_path="/tmp/bench-odoo.log", cron_workers=2, root=ROOT):
+        self.db, self.workers, self.port, self.root = db, workers, free_port(), root
         self.cron_workers = cron_workers
         self.url = "http://127.0.0.1:%d" % self.port
         self.log_path = log_path
@@ -97,7 +97,7 @@ class OdooServer:
                    "--workers=%d" % self.workers, "--log-level=warn", "--logfile=%s" % self.log_path]
         if self.workers:
             command.append("--gevent-port=%d" % free_port())
-        self.process = subprocess.Popen(command, cwd=ROOT)
+        self.process = subprocess.Popen(command, cwd=self.root)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:

@@ -91,10 +91,9 @@ def run_postgres(db, table, config_id, total, batch_size, duplicates, devices):
         cursor.copy_from(buffer, "stage", columns=("device_id", "company_id", "quantity", "ts", "message_id"))
         cursor.execute(
             """INSERT INTO %s (device_id, company_id, metric_id, quantity, timestamp, message_id, source,
-                               state, is_late, received_at)
-               SELECT device_id, company_id, %%s, quantity, ts, message_id, 'api', 'to_value', false,
-                      now() FROM stage
-               ON CONFLICT (device_id, message_id) DO NOTHING""" % table,
+                               received_at)
+               SELECT device_id, company_id, %%s, quantity, ts, message_id, 'api', now() FROM stage
+               ON CONFLICT DO NOTHING""" % table,
             (metric_id,),
         )
         cursor.execute("TRUNCATE stage")

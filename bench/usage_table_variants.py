@@ -56,11 +56,11 @@ def insert_rate(cursor, name, log_access, devices, metric_id, rows, batch, tag):
         cursor.execute("BEGIN")
         cursor.execute(
             """INSERT INTO %s (device_id, company_id, metric_id, quantity, timestamp, message_id,
-                               source, state, is_late, received_at%s)
-               SELECT device_id, company_id, %%s, quantity, ts, message_id, 'api', 'to_value', false, now()%s
+                               source, received_at%s)
+               SELECT device_id, company_id, %%s, quantity, ts, message_id, 'api', now()%s
                  FROM unnest(%%s::int[], %%s::int[], %%s::numeric[], %%s::timestamp[], %%s::varchar[])
                       AS row(device_id, company_id, quantity, ts, message_id)
-               ON CONFLICT (device_id, message_id) DO NOTHING""" % (name, log_columns, log_values),
+               ON CONFLICT DO NOTHING""" % (name, log_columns, log_values),
             (metric_id, [devices[n % len(devices)][0] for n in numbers],
              [devices[n % len(devices)][1] for n in numbers], ["%d.%03d" % (n % 50, n % 1000) for n in numbers],
              ["2022-04-%02d %02d:%02d:00" % (1 + n % 28, n % 24, n % 60) for n in numbers],

@@ -215,14 +215,14 @@ def sql(db, query, params=()):
 
 
 def usage_counts(db, identifier_prefix):
-    """(stored readings, distinct message ids, quantity sum as str, rejected rows) of a run's devices."""
+    """(stored readings, distinct message ids, quantity sum as str, rejected entries) of a run's
+    devices; refused input is kept in iot_usage_reject."""
     rows = sql(db, """
-        SELECT count(*) FILTER (WHERE u.state != 'rejected'),
-               count(DISTINCT (u.device_id, u.message_id)) FILTER (WHERE u.state != 'rejected'),
-               COALESCE(sum(u.quantity) FILTER (WHERE u.state != 'rejected'), 0)::numeric(20, 3)::text,
-               count(*) FILTER (WHERE u.state = 'rejected')
-          FROM iot_usage u LEFT JOIN iot_billing_device d ON d.id = u.device_id
-         WHERE COALESCE(d.identifier, u.identifier) LIKE %s""", (identifier_prefix + "%",))
+        SELECT count(*), count(DISTINCT (u.device_id, u.message_id)),
+               COALESCE(sum(u.quantity), 0)::numeric(20, 3)::text,
+               (SELECT count(*) FROM iot_usage_reject r WHERE r.identifier LIKE %s)
+          FROM iot_usage u JOIN iot_billing_device d ON d.id = u.device_id
+         WHERE d.identifier LIKE %s""", (identifier_prefix + "%", identifier_prefix + "%"))
     return rows[0]
 
 

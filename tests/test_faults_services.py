@@ -330,16 +330,17 @@ def test_run_while_readings_arrive_late_ones_go_to_next_period(server_db, odoo_s
     _assert_billed_exactly_once(server_db, [contract_id], "2024-02-29")
     # Every reading invoiced once: on January's schedules, or late on February's.
     rows = sql(server_db, """
-        SELECT s.date_from, u.is_late, count(*), sum(u.quantity)
-          FROM iot_usage u JOIN iot_invoicing_schedule s ON s.id = u.schedule_id
-         WHERE s.contract_id = %s AND u.state = 'invoiced' GROUP BY 1, 2 ORDER BY 1, 2""", (contract_id,))
+        SELECT s.date_from, b.is_late, sum(b.reading_count), sum(b.quantity_sum)
+          FROM iot_usage_bucket b JOIN iot_invoicing_schedule s ON s.id = b.schedule_id
+         WHERE s.contract_id = %s AND b.state = 'invoiced' GROUP BY 1, 2 ORDER BY 1, 2""", (contract_id,))
     by_period = {(row[0].isoformat(), row[1]): (row[2], row[3]) for row in rows}
     assert set(by_period) <= {("2024-01-01", False), ("2024-02-01", True)}, by_period
     assert ("2024-02-01", True) in by_period, "the readings that arrived during/after the run were not billed late"
     assert sum(count for count, _sum in by_period.values()) == 100 * len(sent)
     assert sum(quantity for _count, quantity in by_period.values()) == total
-    not_invoiced = sql(server_db, """SELECT count(*) FROM iot_usage u JOIN iot_billing_device d ON d.id = u.device_id
-                                      WHERE d.identifier LIKE %s AND u.state != 'invoiced'""", ("F%s-%%" % tag,))
+    not_invoiced = sql(server_db, """SELECT count(*) FROM iot_usage_bucket b
+                                        JOIN iot_billing_device d ON d.id = b.device_id
+                                      WHERE d.identifier LIKE %s AND b.state != 'invoiced'""", ("F%s-%%" % tag,))
     assert not_invoiced[0][0] == 0
     # Invoiced usage quantity = readings, once: schedules' usage sums to the total.
     usage = sql(server_db, """SELECT sum(usage_quantity), sum(usage_amount) FROM iot_invoicing_schedule

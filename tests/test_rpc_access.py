@@ -71,8 +71,12 @@ def test_ingest_over_jsonrpc_with_requests(odoo_server):
     assert result["accepted"] == 3 and result["duplicates"] == 1
     assert result["rejected"] == [{"index": 4, "reason": "quantity 'NaN' is not finite"}]
     total = sql(odoo_server.db, "SELECT sum(u.quantity)::text FROM iot_usage u JOIN iot_billing_device d "
-                "ON d.id = u.device_id WHERE d.identifier = %s AND u.state = 'to_value'", (identifier,))
+                "ON d.id = u.device_id WHERE d.identifier = %s", (identifier,))
     assert total[0][0] == "37.500000"
+    buckets = sql(odoo_server.db, "SELECT sum(b.reading_count), sum(b.quantity_sum)::text FROM iot_usage_bucket b "
+                  "JOIN iot_billing_device d ON d.id = b.device_id WHERE d.identifier = %s AND b.state = 'to_value'",
+                  (identifier,))
+    assert buckets[0] == (3, "37.500000")
     over = call("iot.usage", "api_ingest", readings * 3334)
     assert "exceeds the limit of 10000" in over["error"]["data"]["message"]
 

@@ -16,7 +16,7 @@ class IotBillingRun(models.Model):
         return domain
 
     def _iot_run_prepare(self):
-        # Readings no open period can take any more, events that came after their period's
+        # Usage no open period can take any more, events that came after their period's
         # invoice: a late-usage schedule, due in this run.
         result = super()._iot_run_prepare()
         previous = self.search(
@@ -24,12 +24,12 @@ class IotBillingRun(models.Model):
             order="id desc", limit=1,
         )
         since = previous.create_date or datetime.min
-        self.env["iot.usage"]._plan_late(self.company_id, self._iot_cutoff_date(), since)
+        self.env["iot.usage.bucket"]._plan_late(self.company_id, self._iot_cutoff_date(), since)
         return result
 
     def _iot_run_finish(self):
-        # Once a run is past their period, readings no contract item covers will never be
+        # Once a run is past their period, usage no contract item covers will never be
         # billed: reject them visibly (they can be re-processed after an activation).
         result = super()._iot_run_finish()
-        self.env["iot.usage"]._reject_orphans(self.company_id, self._iot_cutoff_date())
+        self.env["iot.usage.bucket"]._reject_orphans(self.company_id, self._iot_cutoff_date())
         return result

@@ -4,7 +4,9 @@ import psycopg2
 
 from odoo import api, fields, models
 from odoo.addons.iot_contract.tools import CronBudget, try_lock_for_valuation
-from odoo.exceptions import UserError
+from odoo.exceptions import UserError, ValidationError
+
+from .iot_usage_bucket import misaligned_zones
 
 # Contracts valued per committed step of the daily valuation cron (each step holds the
 # company's billing lock: a billing run of the company waits at most one step).
@@ -16,6 +18,19 @@ VALUATION_CURSOR = "iot_usage.valuation_cursor"
 
 class IotContract(models.Model):
     _inherit = "iot.contract"
+
+    @api.constrains("tz")
+    def _check_tz_fits_usage_buckets(self):
+        """A period must hold whole usage buckets: its first midnight cannot fall inside one."""
+        zones = {contract.tz for contract in self if contract.tz}
+        for metric in self.env["iot.usage.metric"].with_context(active_test=False).search([]):
+            if bad := misaligned_zones(zones, metric.bucket_interval):
+                raise ValidationError(self.env._(
+                    "In %(zones)s, midnight falls inside the %(interval)s buckets of metric %(code)s: set the "
+                    "metric's bucket interval to minute (Usage > Configuration > Metrics) before creating "
+                    "contracts in this time zone.",
+                    zones=", ".join(sorted(bad)), interval=metric.bucket_interval, code=metric.code,
+                ))
 
     def _iot_current_schedules(self):
         """Planned schedules whose period has started: the usage users want to see now."""

@@ -8,4 +8,4 @@ class IotContractItem(models.Model):
         "iot.usage.calculator", "contract_item_id", string="Own Usage Calculators",
         help="When set, these rules value this item's usage instead of its plan's.",
     )
-    usage_ids = fields.One2many("iot.usage", "contract_item_id", string="Readings")
+    bucket_ids = fields.One2many("iot.usage.bucket", "contract_item_id", string="Usage")

@@ -2,12 +2,12 @@ from odoo import api, fields, models
 
 
 class IotInvoicingSchedule(models.Model):
-    """The billing engine's hooks, filled with usage: the work is done by the readings
-    (``iot.usage``), the rules (``iot.usage.calculator``) and the valuations."""
+    """The billing engine's hooks, filled with usage: the work is done by the usage buckets
+    (``iot.usage.bucket``), the rules (``iot.usage.calculator``) and the valuations."""
 
     _inherit = "iot.invoicing.schedule"
 
-    usage_ids = fields.One2many("iot.usage", "schedule_id", string="Readings")
+    bucket_ids = fields.One2many("iot.usage.bucket", "schedule_id", string="Usage")
     valuation_ids = fields.One2many("iot.usage.valuation", "schedule_id", string="Usage valuation")
 
     @api.depends("valuation_ids.move_line_id")
@@ -22,7 +22,7 @@ class IotInvoicingSchedule(models.Model):
         # has a schedule of its own, due at the period's end.
         planned = self.filtered(lambda schedule: schedule.state == "planned" and schedule.part != "fee")
         if planned:
-            self.env["iot.usage"]._assign_to_schedules(planned)
+            self.env["iot.usage.bucket"]._assign_to_schedules(planned)
             self.env["iot.usage.valuation"]._value_schedules(planned)
         return result
 
@@ -35,14 +35,14 @@ class IotInvoicingSchedule(models.Model):
 
     def write(self, vals):
         result = super().write(vals)
-        Usage = self.env["iot.usage"]
+        Bucket = self.env["iot.usage.bucket"]
         if vals.get("state") == "invoiced":
-            Usage._mark_for_schedules(self, ("valued",), "invoiced")
+            Bucket._mark_invoiced(self)
         elif vals.get("state") == "cancelled":
-            # Readings of a cancelled period wait for another schedule (or rejection).
-            Usage._mark_for_schedules(self, ("to_value", "valued"), "to_value", detach=True)
+            # The usage of a cancelled period waits for another schedule (or rejection).
+            Bucket._reopen_for_schedules(self, ("to_value", "valued"))
         elif vals.get("state") == "planned":
             # A freed period (its invoice cancelled, deleted or fully credited) is billed again:
-            # its readings are valued anew and its valuations no longer point at the old lines.
-            Usage._release_for_schedules(self)
+            # its usage is valued anew and its valuations no longer point at the old lines.
+            Bucket._release_for_schedules(self)
         return result

@@ -1,8 +1,7 @@
-import json
+import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from odoo import api, fields, models
-from odoo.addons.iot_contract.tools import split_periods
 from odoo.addons.iot_device.tools import (
     ApiInputError,
     check_batch,
@@ -11,10 +10,10 @@ from odoo.addons.iot_device.tools import (
     require_entry,
     require_identifier,
     require_text,
-    storable_text,
 )
-from odoo.exceptions import UserError
-from odoo.tools import SQL
+
+from ..tools import create_key_table, create_partitioned_table, ensure_partitions
+from .iot_usage_bucket import _value_list_params
 
 # Quantities are stored exactly with this many decimals (numeric column).
 QUANTITY_DIGITS = 6
@@ -23,81 +22,38 @@ QUANTITY_STEP = Decimal(1).scaleb(-QUANTITY_DIGITS)
 MAX_QUANTITY = Decimal("1e14")
 SOURCES = [("api", "API"), ("mqtt", "MQTT"), ("import", "Import"), ("manual", "Manual")]
 
-# Readings are assigned to the schedule whose period holds their timestamp; one
-# measured in a period already invoiced goes to the item's next open schedule.
-# They are marked valued in the same statement (each UPDATE of a reading rewrites
-# it and all its index entries): the valuation that follows runs in the same
-# transaction, so a failure rolls both back.
-# The due schedules drive the join (materialized first) so that PostgreSQL looks
-# up each device's readings by index instead of pairing every item with every reading.
-# Periods begin and end at midnight in the contract's time zone (local_midnight, see
-# init), readings are stored in UTC.
-ASSIGN_READINGS_SQL = """
-    WITH due AS MATERIALIZED (
-        SELECT schedule.id, schedule.device_id, schedule.contract_item_id, contract.tz,
-               local_midnight(schedule.date_from, contract.tz) AS starts,
-               local_midnight(schedule.date_to + 1, contract.tz) AS stops,
-               local_midnight(item.date_start, contract.tz) AS item_starts,
-               local_midnight(item.date_end + 1, contract.tz) AS item_stops
-          FROM unnest(%(schedule_ids)s::int[]) AS due_id(id)
-          JOIN iot_invoicing_schedule schedule ON schedule.id = due_id.id
-          JOIN iot_contract_item item ON item.id = schedule.contract_item_id
-          JOIN iot_contract contract ON contract.id = schedule.contract_id
-         WHERE schedule.device_id IS NOT NULL AND schedule.part != 'fee'
-    ),
-    candidate AS (
-        SELECT DISTINCT ON (usage.id)
-               usage.id AS usage_id, due.id AS schedule_id, due.contract_item_id,
-               usage.timestamp < due.starts AS is_late
-          FROM due
-          JOIN iot_usage usage ON usage.device_id = due.device_id
-         WHERE usage.state = 'to_value'
-           AND usage.timestamp >= due.item_starts
-           AND (due.item_stops IS NULL OR usage.timestamp < due.item_stops)
-           AND usage.timestamp < due.stops
-           AND (usage.timestamp >= due.starts
-                OR NOT EXISTS (
-                    SELECT 1 FROM iot_invoicing_schedule open_period
-                     WHERE open_period.contract_item_id = due.contract_item_id
-                       AND open_period.state = 'planned' AND open_period.part != 'fee'
-                       AND open_period.id <> due.id
-                       AND usage.timestamp >= local_midnight(open_period.date_from, due.tz)
-                       AND usage.timestamp < local_midnight(open_period.date_to + 1, due.tz)))
-         ORDER BY usage.id, due.starts
-    )
-    UPDATE iot_usage usage
-       SET schedule_id = candidate.schedule_id,
-           contract_item_id = candidate.contract_item_id,
-           is_late = candidate.is_late,
-           state = 'valued'
-      FROM candidate
-     WHERE usage.id = candidate.usage_id
-"""
-
-
-def parse_quantity(value):
+def parse_quantity(value, name="quantity", limit=MAX_QUANTITY):
     """A reading's quantity as an exact Decimal, from a JSON number or a decimal string."""
     if isinstance(value, bool) or value is None:
-        raise ApiInputError("'quantity' must be a number or a decimal string")
+        raise ApiInputError("'%s' must be a number or a decimal string" % name)
     if isinstance(value, float):
         value = repr(value)  # the shortest text that round-trips: 0.1 stays 0.1
     if isinstance(value, int):
-        if value >= MAX_QUANTITY:  # also spares str() of a 5,000-digit integer (ValueError)
-            raise ApiInputError("quantity is too large (limit %s)" % MAX_QUANTITY)
+        if value >= limit:  # also spares str() of a 5,000-digit integer (ValueError)
+            raise ApiInputError("%s is too large (limit %s)" % (name, limit))
         value = str(value)
     if not isinstance(value, str):
-        raise ApiInputError("'quantity' must be a number or a decimal string")
+        raise ApiInputError("'%s' must be a number or a decimal string" % name)
     try:
         quantity = Decimal(value.strip())
     except InvalidOperation:
-        raise ApiInputError("quantity %r is not a number" % value[:40]) from None
+        raise ApiInputError("%s %r is not a number" % (name, value[:40])) from None
     if not quantity.is_finite():
-        raise ApiInputError("quantity %r is not finite" % value[:40])
+        raise ApiInputError("%s %r is not finite" % (name, value[:40]))
     if quantity < 0:
-        raise ApiInputError("quantity %s is negative" % value[:40])
-    if quantity >= MAX_QUANTITY:
-        raise ApiInputError("quantity %s is too large (limit %s)" % (value[:40], MAX_QUANTITY))
+        raise ApiInputError("%s %s is negative" % (name, value[:40]))
+    if quantity >= limit:
+        raise ApiInputError("%s %s is too large (limit %s)" % (name, value[:40], limit))
     return quantity.quantize(QUANTITY_STEP, rounding=ROUND_HALF_UP)
+
+
+def bucket_start(moment, interval):
+    """The start of the ``interval`` (minute, hour, day; UTC grid) holding ``moment``."""
+    if interval == "day":
+        return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if interval == "hour":
+        return moment.replace(minute=0, second=0, microsecond=0)
+    return moment.replace(second=0, microsecond=0)
 
 
 class IotUsage(models.Model):
@@ -112,44 +68,43 @@ class IotUsage(models.Model):
 
     # Indexed by the composite indexes below (device first), not on its own.
     device_id = fields.Many2one("iot_billing.device", ondelete="restrict")
-    company_id = fields.Many2one(
-        "res.company", required=True, index=True, default=lambda self: self.env.company
-    )
+    # No index of its own: every query of the raw table reads a device's readings or a
+    # time window (the multi-company rule's condition is checked on those rows).
+    company_id = fields.Many2one("res.company", required=True, default=lambda self: self.env.company)
     metric_id = fields.Many2one("iot.usage.metric", ondelete="restrict")
     quantity = fields.Float(digits=(20, QUANTITY_DIGITS))
-    timestamp = fields.Datetime(help="When the device measured it (UTC).")
+    # The partition key: rows live in one table per UTC day of the timestamp.
+    timestamp = fields.Datetime(required=True, help="When the device measured it (UTC).")
     received_at = fields.Datetime(default=fields.Datetime.now)
-    message_id = fields.Char(string="Message ID", help="Idempotency key, unique per device.")
+    message_id = fields.Char(
+        string="Message ID", help="Idempotency key, unique per device (and timestamp, see README)."
+    )
     source = fields.Selection(SOURCES, required=True, default="manual")
     payload = fields.Json(help="Extra keys a platform sent with the reading.")
-    contract_item_id = fields.Many2one("iot.contract.item", index="btree_not_null")
-    schedule_id = fields.Many2one("iot.invoicing.schedule", index="btree_not_null")
-    state = fields.Selection(
-        [
-            ("to_value", "To value"),
-            ("valued", "Valued"),
-            ("invoiced", "Invoiced"),
-            ("rejected", "Rejected"),
-        ],
-        required=True,
-        default="to_value",
-    )
-    is_late = fields.Boolean(
-        help="Measured in a period already invoiced: billed on the item's next open schedule."
-    )
-    # What was received, kept for rejected input so that nothing is lost.
-    identifier = fields.Char(help="Device identifier as received (rejected readings).")
-    metric_code = fields.Char(help="Metric code as received (rejected readings).")
-    raw_input = fields.Text(help="The entry exactly as received (rejected readings).")
-    reject_reason = fields.Char()
+    # Billing reads the usage buckets (iot.usage.bucket), filled as readings arrive; raw
+    # readings are what was received, kept for audits and disputes for the retention window
+    # (iot.usage.archive). Input refused at ingestion is not a reading: iot.usage.reject.
 
+    # A unique constraint of a partitioned table must hold the partition key: a message
+    # id is unique per device and timestamp. A redelivered message (same id, same
+    # timestamp) lands in the same day's partition and is a duplicate (README, Raw readings).
     _sql_constraints = [
         (
             "device_message_unique",
-            "unique(device_id, message_id)",
-            "This device already sent a reading with this message ID.",
+            "unique(device_id, message_id, timestamp)",
+            "This device already sent a reading with this message ID at this time.",
         ),
     ]
+
+    def _auto_init(self):
+        # Raw readings live in daily partitions (tools/partitions.py): the parent table is
+        # created here, partitioned; the ORM then adds the columns, constraints and indexes
+        # as for any table. It leaves out foreign keys on a table that is not ordinary
+        # (Many2one.update_db_foreign_key), and none are added: every raw reading has its
+        # bucket, whose foreign keys keep devices, metrics and companies in use; an insert
+        # checks three keys fewer, and attaching a partition locks no other table.
+        create_partitioned_table(self.env.cr, self._description)
+        return super()._auto_init()
 
     def init(self):
         # The UTC instant a local day begins: billing periods are days of the contract's
@@ -161,22 +116,52 @@ class IotUsage(models.Model):
                 AS $$ SELECT (day::timestamp AT TIME ZONE coalesce(zone, 'UTC')) AT TIME ZONE 'UTC' $$
             """
         )
-        # The billing queries read one device's readings of one metric over a period,
-        # and the readings still to value of the due devices (a small, moving subset);
-        # users look for the rejected ones. No index on the state alone: valued and
-        # invoiced readings are the bulk, and every insert would pay for it.
+        # Users look up one device's readings of one metric over a period; the Readings list
+        # opens on a recent window, newest first: the timestamp index serves it (and the
+        # window prunes to a few partitions).
         self.env.cr.execute(
             """
             CREATE INDEX IF NOT EXISTS iot_usage_device_metric_timestamp_idx
                 ON iot_usage (device_id, metric_id, timestamp);
-            CREATE INDEX IF NOT EXISTS iot_usage_to_value_device_idx
-                ON iot_usage (device_id, timestamp) WHERE state = 'to_value';
-            CREATE UNIQUE INDEX IF NOT EXISTS iot_usage_rejected_unknown_device_uniq
-                ON iot_usage (identifier, message_id) WHERE device_id IS NULL;
-            CREATE INDEX IF NOT EXISTS iot_usage_rejected_timestamp_idx
-                ON iot_usage (timestamp) WHERE state = 'rejected';
+            CREATE INDEX IF NOT EXISTS iot_usage_timestamp_idx ON iot_usage (timestamp);
             """
         )
+        create_key_table(self.env.cr)
+        # A partition for today and the days the rotation cron prepares ahead.
+        today = fields.Date.context_today(self)
+        ensure_partitions(self.env.cr, [today + datetime.timedelta(days=offset) for offset in range(-1, 8)])
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        # The ORM's insert (manual readings, demo data) needs the partitions of its days.
+        self._prepare_partitions(
+            fields.Datetime.to_datetime(vals["timestamp"]) for vals in vals_list if vals.get("timestamp")
+        )
+        return super().create(vals_list)
+
+    @api.model
+    def _prepare_partitions(self, timestamps):
+        """Create the partitions these readings' days need (the cron creates days ahead: this
+        is for a late reading's day, or one nobody prepared), committed on their own so that
+        concurrent ingestion of the same day does not wait for this transaction."""
+        ensure_partitions(self.env.cr, {timestamp.date() for timestamp in timestamps}, separately=True)
+
+    @api.model
+    def _raw_kept_from(self):
+        """The first UTC day whose raw readings are still kept: older partitions were dropped
+        (iot.usage.archive), so a reading of those days can no longer be checked for
+        duplicates. None while nothing was dropped."""
+        value = self.env["ir.config_parameter"].sudo().get_param("iot_usage.raw_kept_from")
+        return fields.Date.to_date(value) if value else None
+
+    @api.model
+    def _too_old_reason(self, moment, kept_from):
+        """Why a reading (or aggregate) measured at ``moment`` is refused, if its day's raw
+        readings were dropped: it cannot be told from a redelivery of one already counted."""
+        if kept_from and moment.date() < kept_from:
+            return ("timestamp %s is before %s, the oldest day of raw readings kept (retention "
+                    "window): it cannot be checked for duplicates" % (moment.isoformat(), kept_from.isoformat()))
+        return None
 
     # ------------------------------------------------------------------
     # Ingestion
@@ -202,13 +187,18 @@ class IotUsage(models.Model):
         """Store usage readings; a reading re-sent with the same message_id counts once.
 
         Returns ``{"accepted": n, "duplicates": n, "rejected": [{"index", "reason"}]}``.
-        Rejected entries are stored too (state ``rejected``, with the raw entry
-        and the reason) so that they can be fixed and re-processed.
+        Rejected entries are stored too (``iot.usage.reject``, with the raw entry and the
+        reason) so that they can be fixed and re-processed. An entry carrying
+        ``count`` and ``sum`` instead of ``quantity`` is a gateway aggregate
+        (see ``api_ingest_aggregates``): a gateway can mix both in one batch.
         """
         check_batch(records)
         if source not in dict(SOURCES):
             raise ApiInputError("source must be one of %s" % ", ".join(dict(SOURCES)))
         self.check_access("create")
+        aggregate_indexes = [index for index, entry in enumerate(records) if _is_aggregate(entry)]
+        if aggregate_indexes:
+            return self._ingest_mixed(records, aggregate_indexes, source)
         good, rejected = [], []
         for index, entry in enumerate(records):
             try:
@@ -220,6 +210,7 @@ class IotUsage(models.Model):
             {reading["identifier"] for _index, reading in good}
         )
         metrics = self._metric_ids_by_code()
+        kept_from = self._raw_kept_from()
         rows = []
         for index, reading in good:
             device = devices.get(reading["identifier"])
@@ -227,6 +218,8 @@ class IotUsage(models.Model):
                 reason = "unknown device %r" % reading["identifier"]
             elif reading["metric"] not in metrics:
                 reason = "unknown metric %r" % reading["metric"]
+            elif too_old := self._too_old_reason(reading["timestamp"], kept_from):
+                reason = too_old
             else:
                 reading["device_id"] = device.id
                 reading["company_id"] = device.company_id.id
@@ -235,7 +228,20 @@ class IotUsage(models.Model):
                 continue
             rejected.append((index, records[index], device, reason))
 
-        accepted = self._insert_readings(rows, source) if rows else 0
+        accepted = 0
+        if rows:
+            self._prepare_partitions(row["timestamp"] for row in rows)
+            keys_only = self._keys_only_company_ids({row["company_id"] for row in rows})
+            # A company that kept only keys for a while may keep raw rows again: its keys
+            # still make redeliveries duplicates.
+            kept = [row for row in rows if row["company_id"] not in keys_only]
+            known = self._stored_as_keys(kept) if kept else set()
+            kept = [row for position, row in enumerate(kept) if position not in known]
+            unkept = [row for row in rows if row["company_id"] in keys_only]
+            accepted = (self._insert_readings(kept, source) if kept else 0) + (
+                self._insert_keys_only(unkept) if unkept else 0)
+            # Stored now (or already): an earlier refusal of the same entry is settled.
+            self.env["iot.usage.reject"]._supersede(rows)
         if rejected:
             self._store_rejected([(entry, device, reason) for _i, entry, device, reason in rejected], source)
         return {
@@ -248,27 +254,59 @@ class IotUsage(models.Model):
         }
 
     @api.model
-    def _insert_readings(self, rows, source):
-        """Insert valid readings in one statement; (device, message_id) already stored are skipped.
+    def _ingest_mixed(self, records, aggregate_indexes, source):
+        """A batch of readings and gateway aggregates: each part stored by its own API, the
+        answer with the indexes of the whole batch."""
+        chosen = set(aggregate_indexes)
+        reading_indexes = [index for index in range(len(records)) if index not in chosen]
+        answers = [
+            (indexes, method([records[index] for index in indexes], source=source))
+            for indexes, method in ((reading_indexes, self.api_ingest), (aggregate_indexes, self.api_ingest_aggregates))
+            if indexes
+        ]
+        return {
+            "accepted": sum(answer["accepted"] for _indexes, answer in answers),
+            "duplicates": sum(answer["duplicates"] for _indexes, answer in answers),
+            "rejected": sorted(
+                ({"index": indexes[item["index"]], "reason": item["reason"]}
+                 for indexes, answer in answers for item in answer["rejected"]),
+                key=lambda item: item["index"],
+            ),
+        }
 
-        Raw SQL: ON CONFLICT DO NOTHING makes retries and concurrent batches
-        safe, and the ORM's per-row create cannot carry IoT volume. Access was
-        checked by the caller; the company is the device's own.
+    @api.model
+    def _insert_readings(self, rows, source):
+        """Store valid readings and add them to their usage buckets, in one statement;
+        (device, message_id) already stored are skipped. Returns the number stored.
+
+        Raw SQL: ON CONFLICT DO NOTHING makes retries and concurrent batches safe, only the
+        readings actually inserted reach the buckets, and the ORM's per-row create cannot
+        carry IoT volume. Access was checked by the caller; the company is the device's own.
         """
         self.flush_model()
+        Bucket = self.env["iot.usage.bucket"]
+        Bucket.flush_model()
+        value_lists = Bucket._value_lists_wanted({row["metric_id"] for row in rows})
         self.env.cr.execute(
             """
-            INSERT INTO iot_usage (
-                device_id, company_id, metric_id, quantity, timestamp, message_id, payload,
-                source, state, is_late, received_at)
-            SELECT row.device_id, row.company_id, row.metric_id, row.quantity, row.timestamp,
-                   row.message_id, row.payload::jsonb, %(source)s, 'to_value', false, %(now)s
-              FROM unnest(%(device_ids)s::int[], %(company_ids)s::int[], %(metric_ids)s::int[],
-                          %(quantities)s::numeric[], %(timestamps)s::timestamp[],
-                          %(message_ids)s::varchar[], %(payloads)s::text[])
-                   AS row(device_id, company_id, metric_id, quantity, timestamp, message_id, payload)
-            ON CONFLICT (device_id, message_id) DO NOTHING
-            """,
+            WITH inserted AS (
+                INSERT INTO iot_usage (
+                    device_id, company_id, metric_id, quantity, timestamp, message_id, payload,
+                    source, received_at)
+                SELECT row.device_id, row.company_id, row.metric_id, row.quantity, row.timestamp,
+                       row.message_id, row.payload::jsonb, %(source)s, %(now)s
+                  FROM unnest(%(device_ids)s::int[], %(company_ids)s::int[], %(metric_ids)s::int[],
+                              %(quantities)s::numeric[], %(timestamps)s::timestamp[],
+                              %(message_ids)s::varchar[], %(payloads)s::text[])
+                       WITH ORDINALITY AS row(device_id, company_id, metric_id, quantity, timestamp,
+                                              message_id, payload, position)
+                 ORDER BY row.position
+                ON CONFLICT DO NOTHING
+                RETURNING id, device_id, company_id, metric_id, quantity, timestamp, payload
+            ),
+            """
+            + Bucket._aggregate_readings_sql("inserted", value_lists)
+            + "SELECT count(*) FROM inserted",
             {
                 "source": source,
                 "now": fields.Datetime.now(),
@@ -279,335 +317,298 @@ class IotUsage(models.Model):
                 "timestamps": [row["timestamp"] for row in rows],
                 "message_ids": [row["message_id"] for row in rows],
                 "payloads": [row["payload"] for row in rows],
+                **_value_list_params(value_lists),
             },
         )
-        inserted = self.env.cr.rowcount
+        inserted = self.env.cr.fetchone()[0]
         self.invalidate_model()
+        Bucket.invalidate_model()
+        return inserted
+
+    @api.model
+    def _keys_only_company_ids(self, company_ids):
+        """The companies among ``company_ids`` that keep no raw readings."""
+        companies = self.env["res.company"].sudo().browse(company_ids)  # a setting, read for ingestion
+        return set(companies.filtered(lambda company: not company.iot_usage_raw_keep).ids)
+
+    @api.model
+    def _stored_as_keys(self, rows):
+        """Positions in ``rows`` whose key is stored without its raw row. Cheap when no
+        company keeps keys only: the key table's partitions are empty."""
+        self.env.cr.execute("SELECT EXISTS (SELECT 1 FROM iot_usage_key)")
+        if not self.env.cr.fetchone()[0]:
+            return set()
+        self.env.cr.execute(
+            """
+            SELECT key.position - 1
+              FROM unnest(%s::int[], %s::varchar[], %s::timestamp[])
+                   WITH ORDINALITY AS key(device_id, message_id, timestamp, position)
+             WHERE EXISTS (SELECT 1 FROM iot_usage_key stored
+                            WHERE stored.device_id = key.device_id AND stored.message_id = key.message_id
+                              AND stored.timestamp = key.timestamp)
+            """,
+            [[row["device_id"] for row in rows], [row["message_id"] for row in rows],
+             [row["timestamp"] for row in rows]],
+        )
+        return {position for (position,) in self.env.cr.fetchall()}
+
+    @api.model
+    def _insert_keys_only(self, rows):
+        """Add valid readings to their usage buckets keeping only their keys (companies that
+        keep no raw readings), in one statement; keys already stored are skipped. Returns the
+        number of new readings.
+
+        The key (device, message id, timestamp) is all deduplication needs: a redelivery
+        within the retention window counts once, as with raw rows. The first of identical
+        keys in the batch wins. Each new reading takes a number from the readings' id
+        sequence, in arrival order, as a stored one would: buckets order readings of one
+        instant by it (first/last).
+        """
+        Bucket = self.env["iot.usage.bucket"]
+        Bucket.flush_model()
+        value_lists = Bucket._value_lists_wanted({row["metric_id"] for row in rows})
+        self.env.cr.execute(
+            """
+            WITH incoming AS (
+                SELECT DISTINCT ON (row.device_id, row.message_id, row.timestamp) row.*
+                  FROM unnest(%(device_ids)s::int[], %(company_ids)s::int[], %(metric_ids)s::int[],
+                              %(quantities)s::numeric[], %(timestamps)s::timestamp[],
+                              %(message_ids)s::varchar[], %(payloads)s::text[])
+                       WITH ORDINALITY AS row(device_id, company_id, metric_id, quantity, timestamp,
+                                              message_id, payload, position)
+                 ORDER BY row.device_id, row.message_id, row.timestamp, row.position
+            ),
+            claimed AS (
+                INSERT INTO iot_usage_key (device_id, message_id, timestamp)
+                SELECT device_id, message_id, timestamp FROM incoming ORDER BY position
+                ON CONFLICT DO NOTHING
+                RETURNING device_id, message_id, timestamp
+            ),
+            fresh AS MATERIALIZED (
+                SELECT incoming.*
+                  FROM incoming JOIN claimed USING (device_id, message_id, timestamp)
+                 -- stored as a raw reading before the company stopped keeping them
+                 WHERE NOT EXISTS (
+                       SELECT 1 FROM iot_usage usage
+                        WHERE usage.device_id = incoming.device_id AND usage.message_id = incoming.message_id
+                          AND usage.timestamp = incoming.timestamp)
+                 ORDER BY incoming.position
+            ),
+            inserted AS (
+                SELECT nextval('iot_usage_id_seq') AS id, device_id, company_id, metric_id, quantity,
+                       timestamp, payload::jsonb AS payload
+                  FROM fresh
+            ),
+            """
+            + Bucket._aggregate_readings_sql("inserted", value_lists)
+            + "SELECT count(*) FROM inserted",
+            {
+                "device_ids": [row["device_id"] for row in rows],
+                "company_ids": [row["company_id"] for row in rows],
+                "metric_ids": [row["metric_id"] for row in rows],
+                "quantities": [row["quantity"] for row in rows],
+                "timestamps": [row["timestamp"] for row in rows],
+                "message_ids": [row["message_id"] for row in rows],
+                "payloads": [row["payload"] for row in rows],
+                **_value_list_params(value_lists),
+            },
+        )
+        inserted = self.env.cr.fetchone()[0]
+        Bucket.invalidate_model()
+        return inserted
+
+    # ------------------------------------------------------------------
+    # Pre-aggregated input (edge mediation)
+    # ------------------------------------------------------------------
+    @api.model
+    def _parse_aggregate(self, entry):
+        require_entry(entry)
+        count = entry.get("count")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ApiInputError("'count' must be a positive integer")
+        values = {key: parse_quantity(entry.get(key), key) for key in ("min", "max", "first", "last")}
+        total = parse_quantity(entry.get("sum"), "sum", limit=MAX_QUANTITY * count)
+        if not values["min"] <= min(values["first"], values["last"]) <= max(values["first"], values["last"]) \
+                <= values["max"]:
+            raise ApiInputError("'first' and 'last' must lie between 'min' and 'max'")
+        if not values["min"] * count <= total <= values["max"] * count:
+            raise ApiInputError("'sum' must lie between count x min and count x max")
+        if count == 1 and not values["min"] == values["max"] == total:
+            raise ApiInputError("an aggregate of one reading has min = max = sum")
+        starts = parse_utc_timestamp(entry.get("timestamp_from"))
+        ends = parse_utc_timestamp(entry.get("timestamp_to"))
+        if ends < starts:
+            raise ApiInputError("'timestamp_to' is before 'timestamp_from'")
+        return {
+            "identifier": require_identifier(entry),
+            "metric": require_text(entry, "metric", 64),
+            "count": count, "sum": total, **values,
+            "timestamp_from": starts, "timestamp_to": ends,
+            "message_id": require_text(entry, "message_id", 255),
+        }
+
+    @api.model
+    def api_ingest_aggregates(self, records, source="api"):
+        """Store usage a gateway already aggregated (edge mediation); a record re-sent with
+        the same message_id counts once.
+
+        Each record: ``{identifier, metric, count, sum, min, max, first, last, timestamp_from,
+        timestamp_to, message_id}``: ``count`` readings measured from ``timestamp_from`` (the
+        first) to ``timestamp_to`` (the last, included), both within one bucket interval of the
+        metric (an hour by default). The record goes straight into its usage bucket and is kept
+        as one raw reading (quantity = sum, the figures in its payload) for the audit window.
+        Returns ``{"accepted": n, "duplicates": n, "rejected": [{"index", "reason"}]}``.
+        """
+        check_batch(records)
+        if source not in dict(SOURCES):
+            raise ApiInputError("source must be one of %s" % ", ".join(dict(SOURCES)))
+        self.check_access("create")
+        good, rejected = [], []
+        for index, entry in enumerate(records):
+            try:
+                good.append((index, self._parse_aggregate(entry)))
+            except ApiInputError as error:
+                rejected.append((index, entry, None, str(error)))
+        devices = self.env["iot_billing.device"]._api_find_by_identifier(
+            {aggregate["identifier"] for _index, aggregate in good}
+        )
+        metrics = {metric.code: metric for metric in self.env["iot.usage.metric"].search([])}
+        value_lists = self.env["iot.usage.bucket"]._value_lists_wanted([metric.id for metric in metrics.values()])
+        needs_readings = set(value_lists.distinct_metric_ids) | set(value_lists.rounding_metric_ids)
+        kept_from = self._raw_kept_from()
+        rows = []
+        for index, aggregate in good:
+            device = devices.get(aggregate["identifier"])
+            metric = metrics.get(aggregate["metric"])
+            if not device:
+                reason = "unknown device %r" % aggregate["identifier"]
+            elif not metric:
+                reason = "unknown metric %r" % aggregate["metric"]
+            elif metric.id in needs_readings:
+                reason = ("metric %r has rules that need each reading (distinct payload values or rounding "
+                          "per reading): send readings, not aggregates" % metric.code)
+            elif bucket_start(aggregate["timestamp_from"], metric.bucket_interval) != bucket_start(
+                    aggregate["timestamp_to"], metric.bucket_interval):
+                reason = "the aggregate spans more than one %s of metric %r: send one per %s" % (
+                    metric.bucket_interval, metric.code, metric.bucket_interval)
+            elif too_old := self._too_old_reason(aggregate["timestamp_from"], kept_from):
+                reason = too_old
+            else:
+                rows.append({**aggregate, "device_id": device.id, "company_id": device.company_id.id,
+                             "metric_id": metric.id})
+                continue
+            rejected.append((index, records[index], device, reason))
+        accepted = 0
+        if rows:
+            self._prepare_partitions(row["timestamp_from"] for row in rows)
+            accepted = self._insert_aggregates(rows, source)
+            self.env["iot.usage.reject"]._supersede(rows)
+        if rejected:
+            self._store_rejected([(entry, device, reason) for _i, entry, device, reason in rejected], source)
+        return {
+            "accepted": accepted,
+            "duplicates": len(rows) - accepted,
+            "rejected": sorted(
+                ({"index": index, "reason": reason} for index, _e, _d, reason in rejected),
+                key=lambda item: item["index"],
+            ),
+        }
+
+    @api.model
+    def _insert_aggregates(self, rows, source):
+        """Keep each new aggregate as a raw reading and add it to its bucket, in one statement."""
+        self.flush_model()
+        Bucket = self.env["iot.usage.bucket"]
+        Bucket.flush_model()
+        columns = ("device_id", "company_id", "metric_id", "count", "sum", "min", "max", "first", "last",
+                   "timestamp_from", "timestamp_to", "message_id")
+        types = ("int", "int", "int", "int", "numeric", "numeric", "numeric", "numeric", "numeric",
+                 "timestamp", "timestamp", "varchar")
+        self.env.cr.execute(
+            """
+            WITH incoming AS (
+                -- A message id sent twice in one batch counts once: the first entry.
+                SELECT DISTINCT ON (device_id, message_id) *
+                  FROM unnest({arrays}) WITH ORDINALITY AS row({names}, position)
+                 ORDER BY device_id, message_id, position
+            ),
+            inserted AS (
+                INSERT INTO iot_usage (
+                    device_id, company_id, metric_id, quantity, timestamp, message_id, payload,
+                    source, received_at)
+                SELECT device_id, company_id, metric_id, sum, timestamp_from, message_id,
+                       jsonb_build_object('aggregate', jsonb_build_object(
+                           'count', count, 'sum', sum, 'min', min, 'max', max, 'first', first, 'last', last,
+                           'timestamp_to', timestamp_to)),
+                       %(source)s, %(now)s
+                  FROM incoming
+                ON CONFLICT DO NOTHING
+                RETURNING id, device_id, message_id, timestamp
+            ),
+            partial AS (
+                SELECT incoming.company_id, incoming.device_id, incoming.metric_id,
+                       date_trunc(metric.bucket_interval, incoming.timestamp_from) AS bucket_start,
+                       date_trunc(metric.bucket_interval, incoming.timestamp_from)
+                           + ('1 ' || metric.bucket_interval)::interval AS bucket_stop,
+                       incoming.count AS reading_count, incoming.sum AS quantity_sum,
+                       incoming.min AS quantity_min, incoming.max AS quantity_max,
+                       incoming.timestamp_from AS first_at, incoming.first AS first_quantity,
+                       inserted.id AS first_seq,
+                       incoming.timestamp_to AS last_at, incoming.last AS last_quantity,
+                       inserted.id AS last_seq,
+                       NULL::jsonb AS distinct_values, NULL::jsonb AS quantity_counts
+                  FROM incoming
+                  -- the unique key of the partitioned table holds the timestamp
+                  JOIN inserted ON inserted.device_id = incoming.device_id
+                   AND inserted.message_id = incoming.message_id
+                   AND inserted.timestamp = incoming.timestamp_from
+                  JOIN iot_usage_metric metric ON metric.id = incoming.metric_id
+            ),
+            merged AS (
+                SELECT company_id, device_id, metric_id, bucket_start, bucket_stop,
+                       sum(reading_count) AS reading_count, sum(quantity_sum) AS quantity_sum,
+                       min(quantity_min) AS quantity_min, max(quantity_max) AS quantity_max,
+                       (array_agg(first_at ORDER BY first_at, first_seq))[1] AS first_at,
+                       (array_agg(first_quantity ORDER BY first_at, first_seq))[1] AS first_quantity,
+                       (array_agg(first_seq ORDER BY first_at, first_seq))[1] AS first_seq,
+                       (array_agg(last_at ORDER BY last_at DESC, last_seq DESC))[1] AS last_at,
+                       (array_agg(last_quantity ORDER BY last_at DESC, last_seq DESC))[1] AS last_quantity,
+                       (array_agg(last_seq ORDER BY last_at DESC, last_seq DESC))[1] AS last_seq,
+                       NULL::jsonb AS distinct_values, NULL::jsonb AS quantity_counts
+                  FROM partial
+                 GROUP BY company_id, device_id, metric_id, bucket_start, bucket_stop
+            ),
+            """.format(
+                arrays=", ".join("%%(%s)s::%s[]" % (column, kind) for column, kind in zip(columns, types, strict=True)),
+                names=", ".join(columns),
+            )
+            + Bucket._upsert_sql("merged")
+            + "SELECT count(*) FROM inserted",
+            {
+                "source": source,
+                "now": fields.Datetime.now(),
+                **{column: [row[column] for row in rows] for column in columns},
+            },
+        )
+        inserted = self.env.cr.fetchone()[0]
+        self.invalidate_model()
+        Bucket.invalidate_model()
         return inserted
 
     @api.model
     def _store_rejected(self, rejected, source):
-        """Keep every rejected entry with what was received and why.
-
-        A rejected entry re-sent with the same message id is stored once.
-        """
-        vals_list = []
-        for entry, device, reason in rejected:
-            entry_dict = entry if isinstance(entry, dict) else {}
-            message_id = entry_dict.get("message_id")
-            vals_list.append(
-                {
-                    "device_id": device.id if device else None,
-                    "company_id": device.company_id.id if device else self.env.company.id,
-                    "identifier": _as_text(entry_dict.get("identifier"), 128),
-                    "metric_code": _as_text(entry_dict.get("metric"), 64),
-                    "message_id": _as_text(message_id, 255),
-                    "raw_input": _raw_text(entry),
-                    "reject_reason": reason[:255],
-                }
-            )
-        self.flush_model()
-        self.env.cr.execute(
-            """
-            INSERT INTO iot_usage (
-                device_id, company_id, identifier, metric_code, message_id, raw_input,
-                reject_reason, source, state, is_late, received_at)
-            SELECT row.device_id, row.company_id, row.identifier, row.metric_code, row.message_id,
-                   row.raw_input, row.reject_reason, %(source)s, 'rejected', false, %(now)s
-              FROM unnest(%(device_ids)s::int[], %(company_ids)s::int[], %(identifiers)s::varchar[],
-                          %(metric_codes)s::varchar[], %(message_ids)s::varchar[],
-                          %(raw_inputs)s::text[], %(reasons)s::varchar[])
-                   AS row(device_id, company_id, identifier, metric_code, message_id, raw_input,
-                          reject_reason)
-            ON CONFLICT DO NOTHING
-            """,
-            {
-                "source": source,
-                "now": fields.Datetime.now(),
-                **{
-                    key: [vals[field] for vals in vals_list]
-                    for key, field in (
-                        ("device_ids", "device_id"),
-                        ("company_ids", "company_id"),
-                        ("identifiers", "identifier"),
-                        ("metric_codes", "metric_code"),
-                        ("message_ids", "message_id"),
-                        ("raw_inputs", "raw_input"),
-                        ("reasons", "reject_reason"),
-                    )
-                },
-            },
-        )
-        self.invalidate_model()
+        """Keep refused entries in iot.usage.reject (``(entry, device or None, reason)``) — not
+        while their rejects are being re-processed: those are kept as they are."""
+        if self.env.context.get("iot_usage_reprocessing"):
+            return 0
+        return self.env["iot.usage.reject"]._store(rejected, source)
 
     @api.model
     def api_reject(self, items, source="mqtt"):
-        """Store payloads that could not even be read as entries (not JSON, not UTF-8).
-
-        ``items``: list of ``{"topic", "raw", "reason"}``. Returns ``{"stored": n}``.
-        """
-        check_batch(items)
-        self.check_access("create")
-        vals_list = []
-        for item in items:
-            item = item if isinstance(item, dict) else {"raw": item}
-            topic = _as_text(item.get("topic"), 255) or ""
-            parts = topic.split("/")
-            vals_list.append(
-                {
-                    "identifier": parts[-2][:128] if len(parts) >= 3 else None,
-                    "raw_input": _raw_text(item.get("raw")),
-                    "reject_reason": (_as_text(item.get("reason"), 200) or "unreadable payload")
-                    + (" (topic %s)" % topic if topic else ""),
-                    "source": source if source in dict(SOURCES) else "mqtt",
-                    "state": "rejected",
-                }
-            )
-        self.create(vals_list)
-        return {"stored": len(vals_list)}
-
-    # ------------------------------------------------------------------
-    # Billing: readings follow the schedules that value them
-    # ------------------------------------------------------------------
-    @api.model
-    def _assign_to_schedules(self, schedules):
-        """Give each reading still to value of these (due) schedules' devices its schedule."""
-        self.flush_model()
-        schedules.flush_model()
-        self.env.cr.execute(ASSIGN_READINGS_SQL, {"schedule_ids": schedules.ids})
-        self.invalidate_model(["schedule_id", "contract_item_id", "is_late", "state"])
-
-    @api.model
-    def _mark_for_schedules(self, schedules, from_states, to_state, detach=False):
-        """Move the readings of ``schedules`` from ``from_states`` to ``to_state``; ``detach``
-        also frees them from the schedule (its period was cancelled)."""
-        self.flush_model()
-        self.env.execute_query(SQL(
-            "UPDATE iot_usage SET state = %s %s WHERE schedule_id = ANY(%s) AND state IN %s",
-            to_state,
-            SQL(", schedule_id = NULL, is_late = false") if detach else SQL(),
-            schedules.ids,
-            tuple(from_states),
-        ))
-        self.invalidate_model(["state", "schedule_id", "is_late"])
-
-    @api.model
-    def _release_for_schedules(self, schedules):
-        """The periods of ``schedules`` are billed again (their invoice was undone): readings go
-        back to be valued, detached, and the valuations forget the invoice lines they were on."""
-        self._mark_for_schedules(schedules, ("valued", "invoiced"), "to_value", detach=True)
-        Valuation = self.env["iot.usage.valuation"]
-        Valuation.flush_model(["move_line_id"])
-        self.env.execute_query(SQL(
-            "UPDATE iot_usage_valuation SET move_line_id = NULL WHERE schedule_id = ANY(%s)", schedules.ids,
-        ))
-        Valuation.invalidate_model(["move_line_id"])
-        schedules.invalidate_recordset(["invoice_line_ids", "invoice_line_id"])
-
-    @api.model
-    def _plan_late_usage(self, company, before):
-        """Periods ``{(item id, date_from): date_to}`` of readings older than ``before`` measured
-        in an item that has no open usage period left (its last period was invoiced: term ended,
-        terminated). A late-usage schedule re-rates such a period with them and bills the
-        difference (``iot.usage.valuation._value_schedules``). Readings an open period can
-        still take wait for it (billed there as late readings)."""
-        self.flush_model()
-        self.env["iot.invoicing.schedule"].flush_model()
-        self.env["iot.contract.item"].flush_model()
-        # Only an item whose term has ended can have no open period left; among those, the
-        # ones still holding a planned usage period are not closed. Three small queries rather
-        # than one join, whose plan goes wrong right after a large activation (no statistics).
-        ended = self.env.execute_query(SQL(
-            """
-            SELECT item.id, item.device_id, item.date_start, item.date_end, item.billing_period,
-                   coalesce(contract.tz, 'UTC')
-              FROM iot_contract_item item
-              JOIN iot_contract contract ON contract.id = item.contract_id
-             WHERE item.company_id = %s AND item.device_id IS NOT NULL AND contract.state != 'draft'
-               AND item.date_end <= %s
-            """,
-            company.id, before,
-        ))
-        if not ended:
-            return {}
-        still_open = {
-            item_id for (item_id,) in self.env.execute_query(SQL(
-                """SELECT DISTINCT contract_item_id FROM iot_invoicing_schedule
-                    WHERE contract_item_id = ANY(%s) AND state = 'planned' AND part != 'fee'""",
-                [row[0] for row in ended],
-            ))
-        }
-        closed = [row for row in ended if row[0] not in still_open]
-        if not closed:
-            return {}
-        rows = self.env.execute_query(SQL(
-            """
-            SELECT DISTINCT item.id, item.date_start, item.date_end, item.billing_period,
-                   (usage.timestamp AT TIME ZONE 'UTC' AT TIME ZONE item.tz)::date
-              FROM unnest(%s::int[], %s::int[], %s::date[], %s::date[], %s::varchar[], %s::varchar[])
-                   AS item(id, device_id, date_start, date_end, billing_period, tz)
-              JOIN iot_usage usage ON usage.device_id = item.device_id
-               AND usage.state = 'to_value' AND usage.timestamp < %s
-               AND usage.timestamp >= local_midnight(item.date_start, item.tz)
-               AND usage.timestamp < local_midnight(item.date_end + 1, item.tz)
-            """,
-            *([row[column] for row in closed] for column in range(6)),
-            before,
-        ))
-        periods = {}
-        for item_id, date_start, date_end, billing_period, day in rows:
-            for date_from, date_to, _start, _end in split_periods(date_start, date_end, billing_period):
-                if date_from <= day <= date_to:
-                    periods[item_id, date_from] = date_to
-                    break
-        return periods
-
-    @api.model
-    def _plan_late_events(self, company, since):
-        """Periods already invoiced that hold more events counted as usage than they billed
-        (devices with events created since ``since``, the previous run's start):
-        ``{(item id, date_from): date_to}``."""
-        event_types = self.env["iot.usage.calculator"].search([("source", "=", "event")]).mapped("event_type")
-        if not event_types:
-            return {}
-        self.env["iot_billing.device.event"].flush_model()
-        # A period billed fewer of a rule's events than it now holds received events late. Only
-        # devices with events created since the previous run are looked at.
-        rows = self.env.execute_query(SQL(
-            """
-            WITH recent AS (
-                SELECT DISTINCT event.device_id, event.event_type
-                  FROM iot_billing_device_event event
-                 WHERE event.company_id = %s AND event.event_type = ANY(%s) AND event.create_date >= %s
-            )
-            SELECT schedule.contract_item_id, schedule.date_from, schedule.date_to
-              FROM recent
-              JOIN iot_invoicing_schedule schedule ON schedule.device_id = recent.device_id
-               AND schedule.state = 'invoiced' AND schedule.part != 'fee'
-              JOIN iot_contract contract ON contract.id = schedule.contract_id
-              JOIN iot_usage_valuation valuation ON valuation.schedule_id = schedule.id
-              JOIN iot_usage_calculator rule ON rule.id = valuation.calculator_id
-               AND rule.source = 'event' AND rule.event_type = recent.event_type
-             WHERE NOT EXISTS (
-                   SELECT 1 FROM iot_invoicing_schedule pending
-                    WHERE pending.contract_item_id = schedule.contract_item_id AND pending.part = 'late'
-                      AND pending.state = 'planned' AND pending.date_from = schedule.date_from)
-             GROUP BY schedule.contract_item_id, schedule.date_from, schedule.date_to, contract.tz,
-                      recent.device_id, recent.event_type
-            HAVING max(valuation.reading_count) < (
-                   SELECT count(*) FROM iot_billing_device_event event
-                    WHERE event.device_id = recent.device_id AND event.event_type = recent.event_type
-                      AND event.date >= local_midnight(schedule.date_from, contract.tz)
-                      AND event.date < local_midnight(schedule.date_to + 1, contract.tz))
-            """,
-            company.id, event_types, since,
-        ))
-        return {(item_id, date_from): date_to for item_id, date_from, date_to in rows}
-
-    @api.model
-    def _plan_late(self, company, before, since):
-        """Late-usage schedules, due at ``before``, for late readings and late events."""
-        periods = self._plan_late_usage(company, before)
-        periods.update(self._plan_late_events(company, since))
-        return self.env["iot.invoicing.schedule"]._iot_insert_schedules([
-            {"contract_item_id": item_id, "date_from": date_from, "date_to": date_to,
-             "invoice_date": before, "part": "late", "fixed_amount": 0.0}
-            for (item_id, date_from), date_to in periods.items()
-        ])
-
-    @api.model
-    def _reject_orphans(self, company, before):
-        """Readings older than ``before`` that no contract item covers are rejected, with
-        the reason, so that they show up for re-processing instead of waiting forever."""
-        self.flush_model()
-        self.env.cr.execute(
-            """
-            UPDATE iot_usage usage
-               SET state = 'rejected', reject_reason = 'outside any active contract item'
-             WHERE usage.state = 'to_value' AND usage.company_id = %s AND usage.timestamp < %s
-               AND NOT EXISTS (
-                   SELECT 1 FROM iot_contract_item item
-                     JOIN iot_contract contract ON contract.id = item.contract_id
-                    WHERE item.device_id = usage.device_id
-                      AND usage.timestamp >= local_midnight(item.date_start, contract.tz)
-                      AND (item.date_end IS NULL
-                           OR usage.timestamp < local_midnight(item.date_end + 1, contract.tz)))
-            """,
-            (company.id, before),
-        )
-        count = self.env.cr.rowcount
-        self.invalidate_model(["state", "reject_reason"])
-        return count
-
-    # ------------------------------------------------------------------
-    # Re-processing rejected readings
-    # ------------------------------------------------------------------
-    def action_reprocess(self):
-        """Run rejected readings through ingestion again, e.g. after the device was registered.
-
-        Those that pass become normal readings; the others stay rejected with
-        the new reason. Nothing is deleted before its replacement is stored.
-        """
-        rejected = self.filtered(lambda usage: usage.state == "rejected")
-        if not rejected:
-            raise UserError(self.env._("Select rejected readings to re-process."))
-        # Valid readings rejected for lack of a contract item only need another look
-        # at the next billing run.
-        stored_valid = rejected.filtered(lambda usage: usage.device_id and usage.metric_id)
-        stored_valid.write({"state": "to_value", "reject_reason": False})
-        entries = []
-        for usage in rejected - stored_valid:
-            try:
-                entry = json.loads(usage.raw_input or "")
-            except ValueError:
-                continue  # not JSON (an unreadable MQTT payload): stays rejected as it is
-            if isinstance(entry, dict):
-                entries.append((usage, entry))
-        resolved = stored_valid
-        for company, group in _group_by_company(entries):
-            records = [entry for _usage, entry in group]
-            # The stored reject would collide with a reading re-sent under the same
-            # message id: remove it first, inside the savepoint that re-inserts it.
-            with self.env.cr.savepoint():
-                usages = self.browse([usage.id for usage, _entry in group])
-                usages.unlink()
-                result = self.with_company(company).api_ingest(records, source="import")
-            still_rejected = {item["index"] for item in result["rejected"]}
-            resolved |= self.browse(
-                [usage.id for position, (usage, _e) in enumerate(group) if position not in still_rejected]
-            )
-        message = self.env._(
-            "%(ok)s readings re-processed, %(bad)s still rejected.",
-            ok=len(resolved),
-            bad=len(rejected) - len(resolved),
-        )
-        return {
-            "type": "ir.actions.client",
-            "tag": "display_notification",
-            "params": {"message": message, "type": "info", "next": {"type": "ir.actions.act_window_close"}},
-        }
+        """Unreadable payloads: kept by ``iot.usage.reject.api_reject`` (the bridge calls this
+        name on ``iot.usage``)."""
+        return self.env["iot.usage.reject"].api_reject(items, source=source)
 
 
-def _group_by_company(entries):
-    groups = {}
-    for usage, entry in entries:
-        groups.setdefault(usage.company_id, []).append((usage, entry))
-    return groups.items()
-
-
-def _as_text(value, limit):
-    return storable_text(value, limit)
-
-
-def _raw_text(entry):
-    """The received entry as text, whatever it was; JSON when it can be."""
-    if isinstance(entry, str):
-        return storable_text(entry)
-    try:
-        return storable_text(json.dumps(entry, default=str, ensure_ascii=False))
-    except (TypeError, ValueError, RecursionError):
-        pass
-    try:
-        return storable_text(repr(entry)[:100000])
-    except (ValueError, RecursionError):  # a 5,000-digit integer, nesting too deep
-        return "<unprintable %s>" % type(entry).__name__
+def _is_aggregate(entry):
+    return isinstance(entry, dict) and "count" in entry and "sum" in entry and "quantity" not in entry

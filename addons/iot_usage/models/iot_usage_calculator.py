@@ -3,7 +3,7 @@ from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 from odoo import api, fields, models
 from odoo.addons.iot_device.tools import to_decimal
-from odoo.exceptions import ValidationError
+from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL
 
 from .iot_usage import QUANTITY_STEP
@@ -45,14 +45,15 @@ UsageScope = namedtuple(
 # unit price billed (the rule's, converted).
 Measure = namedtuple("Measure", "quantity count billable amount unit_price")
 
-# Aggregations read from one grouped query per scope and metric; the others need the
-# rule's own parameters in the query (a payload key, a unit price).
+# Aggregations read from one grouped query per scope and metric over its usage buckets
+# (iot.usage.bucket); the others need the rule's own parameters in the query (a payload key,
+# a unit price). The last reading: the latest timestamp, and on a tie the one stored last.
 PLAIN_AGGREGATES = {
-    "sum": "sum(reading.quantity)",
-    "count": "count(*)",
-    "max": "max(reading.quantity)",
-    "avg": "round(avg(reading.quantity), 6)",
-    "last": "(array_agg(reading.quantity ORDER BY reading.timestamp DESC, reading.id DESC))[1]",
+    "sum": "sum(bucket.quantity_sum)",
+    "count": "sum(bucket.reading_count)",
+    "max": "max(bucket.quantity_max)",
+    "avg": "round(sum(bucket.quantity_sum) / nullif(sum(bucket.reading_count), 0), 6)",
+    "last": "(array_agg(bucket.last_quantity ORDER BY bucket.last_at DESC, bucket.last_seq DESC))[1]",
 }
 
 
@@ -154,14 +155,14 @@ class IotUsageCalculator(models.Model):
         scopes = [scope for scope in scopes if scope.calculators]
         if not scopes:
             return {}
-        self.env["iot.usage"].flush_model()
+        self.env["iot.usage.bucket"].flush_model()
         self.env["iot_billing.device.event"].flush_model()
-        readings = self._scope_readings_sql(scopes)
+        buckets = self._scope_buckets_sql(scopes)
         calculators = {calculator for scope in scopes for calculator in scope.calculators}
-        plain = self._measure_plain(readings)
+        plain = self._measure_plain(buckets)
         special = {}
         for calculator in calculators:
-            special.update(calculator._measure_special(readings, scopes))
+            special.update(calculator._measure_special(buckets, scopes))
         terms = {calculator.id: calculator._terms() for calculator in calculators}
         steps = {}
         measures = {}
@@ -190,32 +191,39 @@ class IotUsageCalculator(models.Model):
         return measures
 
     @api.model
-    def _scope_readings_sql(self, scopes):
-        """The readings of the scopes as rows ``(key, id, metric_id, quantity, timestamp, payload)``."""
+    def _scope_buckets_sql(self, scopes):
+        """The usage buckets of the scopes as rows ``(key, id, metric_id, reading_count,
+        quantity_sum, quantity_max, last_at, last_quantity, last_seq, distinct_values, quantity_counts)``."""
+        columns = SQL(
+            "bucket.id, bucket.metric_id, bucket.reading_count, bucket.quantity_sum, bucket.quantity_max, "
+            "bucket.last_at, bucket.last_quantity, bucket.last_seq, bucket.distinct_values, bucket.quantity_counts"
+        )
         if scopes[0].schedule_id:
             return SQL(
-                """SELECT usage.schedule_id AS key, usage.id, usage.metric_id, usage.quantity,
-                          usage.timestamp, usage.payload
-                     FROM iot_usage usage
-                    WHERE usage.schedule_id = ANY(%s) AND usage.state IN ('to_value', 'valued')
+                """SELECT bucket.schedule_id AS key, %s
+                     FROM iot_usage_bucket bucket
+                    WHERE bucket.schedule_id = ANY(%s) AND bucket.state IN ('to_value', 'valued')
                    UNION ALL
-                   SELECT late.id, usage.id, usage.metric_id, usage.quantity, usage.timestamp, usage.payload
+                   SELECT late.id, %s
                      FROM iot_invoicing_schedule late
                      JOIN iot_contract contract ON contract.id = late.contract_id
-                     JOIN iot_usage usage ON usage.contract_item_id = late.contract_item_id
-                      AND usage.state = 'invoiced' AND NOT usage.is_late
-                      AND usage.timestamp >= local_midnight(late.date_from, contract.tz)
-                      AND usage.timestamp < local_midnight(late.date_to + 1, contract.tz)
+                     JOIN iot_usage_bucket bucket ON bucket.contract_item_id = late.contract_item_id
+                      AND bucket.state = 'invoiced' AND NOT bucket.is_late
+                      AND bucket.bucket_start >= local_midnight(late.date_from, contract.tz)
+                      AND bucket.bucket_start < local_midnight(late.date_to + 1, contract.tz)
                     WHERE late.id = ANY(%s)""",
+                columns,
                 [scope.schedule_id for scope in scopes],
+                columns,
                 [scope.schedule_id for scope in scopes if scope.rerate],
             )
         return SQL(
-            """SELECT scope.key, usage.id, usage.metric_id, usage.quantity, usage.timestamp, usage.payload
+            """SELECT scope.key, %s
                  FROM (%s) AS scope
-                 JOIN iot_usage usage ON usage.device_id = scope.device_id
-                  AND usage.timestamp >= scope.start_at AND usage.timestamp < scope.stop_at
-                WHERE usage.state != 'rejected'""",
+                 JOIN iot_usage_bucket bucket ON bucket.device_id = scope.device_id
+                  AND bucket.bucket_start >= scope.start_at AND bucket.bucket_start < scope.stop_at
+                WHERE bucket.state != 'rejected'""",
+            columns,
             self._scope_bounds_sql(scopes),
         )
 
@@ -236,12 +244,12 @@ class IotUsageCalculator(models.Model):
         )
 
     @api.model
-    def _measure_plain(self, readings):
+    def _measure_plain(self, buckets):
         """``{(key, metric id): {aggregation: value as text, "count": n}}``, one query."""
         rows = self.env.execute_query(SQL(
-            "WITH reading AS (%s) SELECT reading.key, reading.metric_id, %s FROM reading"
-            " GROUP BY reading.key, reading.metric_id",
-            readings,
+            "WITH bucket AS (%s) SELECT bucket.key, bucket.metric_id, %s FROM bucket"
+            " GROUP BY bucket.key, bucket.metric_id",
+            buckets,
             SQL(", ").join(SQL("(%s)::text", SQL(expression)) for expression in PLAIN_AGGREGATES.values()),
         ))
         names = list(PLAIN_AGGREGATES)
@@ -250,7 +258,7 @@ class IotUsageCalculator(models.Model):
             for key, metric_id, *values in rows
         }
 
-    def _measure_special(self, readings, scopes):
+    def _measure_special(self, buckets, scopes):
         """``{(key, calculator id): (quantity, count, per-reading amount or None)}`` for the rules
         whose measure needs their own parameters: events, distinct values, rounding per reading."""
         self.ensure_one()
@@ -268,11 +276,17 @@ class IotUsageCalculator(models.Model):
             ))
             return {(key, self.id): (count, count, None) for key, count in rows}
         if self.aggregation == "count_unique":
+            # The buckets keep the distinct values of the payload keys rules count.
+            self._check_value_lists(buckets, SQL("NOT coalesce(bucket.distinct_values ? %s, false)", self.payload_key))
             rows = self.env.execute_query(SQL(
-                """WITH reading AS (%s)
-                   SELECT reading.key, count(DISTINCT reading.payload ->> %s), count(*)
-                     FROM reading WHERE reading.metric_id = %s GROUP BY reading.key""",
-                readings, self.payload_key, self.metric_id.id,
+                """WITH bucket AS (%s)
+                   SELECT bucket.key,
+                          (SELECT count(DISTINCT value) FROM bucket listed,
+                                  jsonb_array_elements_text(listed.distinct_values -> %s) AS value
+                            WHERE listed.key = bucket.key AND listed.metric_id = %s),
+                          sum(bucket.reading_count)
+                     FROM bucket WHERE bucket.metric_id = %s GROUP BY bucket.key""",
+                buckets, self.payload_key, self.metric_id.id, self.metric_id.id,
             ))
             return {(key, self.id): (quantity, count, None) for key, quantity, count in rows}
         if self.rounding == "reading":
@@ -283,20 +297,41 @@ class IotUsageCalculator(models.Model):
                     convert = (scope.convert(self) if scope.convert else None) or _same_price
                     terms = (self._currency_step(scope.currency), convert(to_decimal(self.unit_price)))
                     keys_by_terms.setdefault(terms, set()).add(scope.key)
+            # The buckets keep how many readings had each quantity.
+            self._check_value_lists(buckets, SQL("bucket.quantity_counts IS NULL"))
             for (step, price), keys in keys_by_terms.items():
                 rows = self.env.execute_query(SQL(
-                    """WITH reading AS (%s)
-                       SELECT reading.key, sum(reading.quantity)::text, count(*),
-                              sum(round(reading.quantity * %s / %s) * %s)::text
-                         FROM reading WHERE reading.metric_id = %s AND reading.key = ANY(%s)
-                        GROUP BY reading.key""",
-                    readings, price, step, step, self.metric_id.id, list(keys),
+                    """WITH bucket AS (%s)
+                       SELECT bucket.key, sum(bucket.quantity_sum)::text, sum(bucket.reading_count),
+                              (SELECT coalesce(sum(round(counted.quantity::numeric * %s / %s) * %s
+                                                   * counted.readings::bigint), 0)
+                                 FROM bucket listed, jsonb_each_text(listed.quantity_counts)
+                                      AS counted(quantity, readings)
+                                WHERE listed.key = bucket.key AND listed.metric_id = bucket.metric_id)::text
+                         FROM bucket WHERE bucket.metric_id = %s AND bucket.key = ANY(%s)
+                        GROUP BY bucket.key, bucket.metric_id""",
+                    buckets, price, step, step, self.metric_id.id, list(keys),
                 ))
                 result.update({
                     (key, self.id): (quantity, count, Decimal(amount)) for key, quantity, count, amount in rows
                 })
             return result
         return {}
+
+    def _check_value_lists(self, buckets, missing):
+        """Refuse to bill a rule from buckets formed before it existed: they lack the values
+        it needs (``missing``: the SQL condition of such a bucket)."""
+        rows = self.env.execute_query(SQL(
+            "WITH bucket AS (%s) SELECT count(*) FROM bucket WHERE bucket.metric_id = %s AND %s",
+            buckets, self.metric_id.id, missing,
+        ))
+        if rows[0][0]:
+            raise UserError(self.env._(
+                "Rule %(rule)s needs values that %(count)s usage buckets of metric %(metric)s did not keep: "
+                "their readings arrived before the rule existed or was active. Such usage can only be "
+                "billed by the rules that were active when it arrived.",
+                rule=self.name, count=rows[0][0], metric=self.metric_id.code,
+            ))
 
     # ------------------------------------------------------------------
     # Pricing: exact Decimal arithmetic, one rounding to the currency at the end

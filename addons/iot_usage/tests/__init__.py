@@ -1,4 +1,6 @@
 from . import test_usage_ingest
+from . import test_usage_reject
+from . import test_usage_partitions
 from . import test_calculator_pricing
 from . import test_usage_billing
 from . import test_bad_input_property

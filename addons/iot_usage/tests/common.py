@@ -1,3 +1,4 @@
+from odoo import fields
 from odoo.addons.iot_contract.tests.common import IotContractCommon
 from odoo.tests import freeze_time
 
@@ -10,6 +11,7 @@ class IotUsageCommon(IotContractCommon):
     def setUpClass(cls):
         super().setUpClass()
         cls.Usage = cls.env["iot.usage"]
+        cls.Reject = cls.env["iot.usage.reject"]
         cls.metric_kwh = cls.env.ref("iot_usage.metric_kwh")
         cls.metric_messages = cls.env.ref("iot_usage.metric_messages")
         cls.api = cls.Usage.with_user(cls.integration_user)
@@ -27,6 +29,14 @@ class IotUsageCommon(IotContractCommon):
             identifier=identifier, metric=metric, quantity=quantity, timestamp=timestamp,
             message_id=message_id or "msg-%d" % self._counter, **extra
         )
+
+    def _bucket_at(self, timestamp, device=None, metric=None):
+        """The usage bucket(s) holding a reading of ``device`` (U-1) measured at ``timestamp``."""
+        moment = fields.Datetime.to_datetime(timestamp.replace("T", " ").rstrip("Z"))
+        return self.env["iot.usage.bucket"].search([
+            ("device_id", "=", (device or self.device_1).id), ("metric_id", "=", (metric or self.metric_kwh).id),
+            ("bucket_start", "<=", moment), ("bucket_stop", ">", moment),
+        ])
 
     def _run(self, date):
         """A billing run on ``date`` by the Billing user, as the accountant would start it."""

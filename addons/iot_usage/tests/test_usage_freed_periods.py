@@ -34,7 +34,7 @@ class TestUsageFreedPeriods(IotUsageCommon):
     def test_cancelled_invoice_returns_its_readings_and_the_next_run_bills_them(self):
         self.api.api_ingest([self._reading(quantity="12", timestamp="2022-04-14T09:00:00Z", message_id="r1")])
         invoice = self._run("2022-04-30")
-        reading = self.Usage.search([("message_id", "=", "r1")])
+        reading = self._bucket_at("2022-04-14T09:00:00Z")
         valuation = self.april.valuation_ids
         self.assertEqual((reading.state, reading.schedule_id), ("invoiced", self.april))
         self.assertIn(valuation.move_line_id, invoice.invoice_line_ids)

@@ -19,7 +19,9 @@ class TestUsageIngest(IotUsageCommon):
         self.assertEqual(result, {"accepted": 3, "duplicates": 1, "rejected": []})
         readings = self.Usage.search([("device_id", "=", self.device_1.id)], order="message_id")
         self.assertEqual(readings.mapped("message_id"), ["a", "b"])
-        self.assertEqual(readings.mapped("state"), ["to_value", "to_value"])
+        self.assertEqual(readings.mapped("quantity"), [12.345678, 0.1])
+        bucket = self._bucket_at("2022-04-14T10:00:00Z")
+        self.assertEqual((bucket.reading_count, bucket.quantity_sum, bucket.state), (2, 12.445678, "to_value"))
         self.assertEqual(readings[0].source, "api")
         self.env.cr.execute(
             "SELECT sum(quantity)::text FROM iot_usage WHERE device_id = %s", (self.device_1.id,)
@@ -55,15 +57,17 @@ class TestUsageIngest(IotUsageCommon):
         self.assertEqual(len(result["rejected"]), len(cases))
         for item, (_entry, reason) in zip(result["rejected"], cases, strict=True):
             self.assertIn(reason, item["reason"])
-        stored = self.Usage.search([("state", "=", "rejected")])
+        stored = self.Reject.search([])
         self.assertEqual(len(stored), len(cases), "nothing is dropped")
+        self.assertEqual(set(stored.mapped("state")), {"open"})
         self.assertTrue(all(stored.mapped("raw_input")))
-        self.assertTrue(all(stored.mapped("reject_reason")))
-        unknown = stored.filtered(lambda usage: usage.identifier == "NOPE")
+        self.assertTrue(all(stored.mapped("reason")))
+        unknown = stored.filtered(lambda reject: reject.identifier == "NOPE")
         self.assertIn('"quantity": "1"', unknown.raw_input)
+        self.assertEqual(self.Usage.search_count([]), 1, "a refused entry is not a reading")
         # A rejected batch re-sent is not stored twice.
         self.api.api_ingest([cases[0][0]])
-        self.assertEqual(self.Usage.search_count([("identifier", "=", "NOPE")]), 1)
+        self.assertEqual(self.Reject.search_count([("identifier", "=", "NOPE")]), 1)
 
     def test_batch_over_the_limit_is_refused_whole(self):
         with self.assertRaisesRegex(ApiInputError, "exceeds the limit"):
@@ -73,27 +77,33 @@ class TestUsageIngest(IotUsageCommon):
     def test_reprocess_after_the_device_is_registered(self):
         result = self.api.api_ingest([self._reading(identifier="LATE-DEV", quantity="5", message_id="l1")])
         self.assertEqual(len(result["rejected"]), 1)
-        rejected = self.Usage.search([("identifier", "=", "LATE-DEV")])
+        rejected = self.Reject.search([("identifier", "=", "LATE-DEV")])
         self.env["iot_billing.device"].api_register([{"identifier": "LATE-DEV"}])
         rejected.action_reprocess()
         device = self.env["iot_billing.device"].search([("identifier", "=", "LATE-DEV")])
         reading = self.Usage.search([("device_id", "=", device.id)])
-        self.assertEqual((reading.state, reading.quantity, reading.message_id), ("to_value", 5.0, "l1"))
-        self.assertFalse(self.Usage.search([("state", "=", "rejected"), ("identifier", "=", "LATE-DEV")]))
+        self.assertEqual((reading.quantity, reading.message_id, reading.source), (5.0, "l1", "import"))
+        self.assertEqual(self._bucket_at("2022-04-14T10:00:00Z", device=device).quantity_sum, 5.0)
+        self.assertEqual(rejected.state, "reprocessed", "kept, marked re-processed")
 
     def test_reprocess_keeps_what_is_still_wrong(self):
         self.api.api_ingest([self._reading(identifier="GHOST", message_id="g1")])
-        rejected = self.Usage.search([("identifier", "=", "GHOST")])
+        self.api.api_ingest([{"identifier": "GHOST", "metric": "kwh", "quantity": 1,
+                             "timestamp": "2022-04-14T10:00:00Z"}])  # no message id
+        rejected = self.Reject.search([("identifier", "=", "GHOST")])
+        self.assertEqual(len(rejected), 2)
         rejected.action_reprocess()
-        again = self.Usage.search([("identifier", "=", "GHOST")])
-        self.assertEqual((len(again), again.state), (1, "rejected"))
+        again = self.Reject.search([("identifier", "=", "GHOST")])
+        self.assertEqual(again, rejected, "still wrong: the same rejects, none added")
+        self.assertEqual(set(again.mapped("state")), {"open"})
+        self.assertIn("missing 'message_id'", again.filtered(lambda reject: not reject.message_id).reason)
 
     def test_unreadable_payloads_are_kept(self):
         result = self.api.api_reject([{"topic": "iot/SL-1/usage", "raw": "{not json", "reason": "not JSON"}])
-        self.assertEqual(result, {"stored": 1})
-        kept = self.Usage.search([("raw_input", "=", "{not json")])
-        self.assertEqual((kept.state, kept.identifier, kept.source), ("rejected", "SL-1", "mqtt"))
-        self.assertIn("iot/SL-1/usage", kept.reject_reason)
+        self.assertEqual(result, {"stored": 1, "duplicates": 0})
+        kept = self.Reject.search([("raw_input", "=", "{not json")])
+        self.assertEqual((kept.state, kept.identifier, kept.source), ("open", "SL-1", "mqtt"))
+        self.assertIn("iot/SL-1/usage", kept.reason)
 
     def test_csv_import_reports_line_numbers(self):
         content = "\n".join([
@@ -110,8 +120,8 @@ class TestUsageIngest(IotUsageCommon):
         self.assertIn("2 readings imported", wizard.result)
         self.assertIn("line 3: quantity 'abc' is not a number", wizard.result)
         self.assertIn("line 4: unknown device 'U-9'", wizard.result)
-        self.assertEqual(self.Usage.search_count([("source", "=", "import"), ("state", "=", "to_value")]), 2)
-        self.assertEqual(self.Usage.search_count([("source", "=", "import"), ("state", "=", "rejected")]), 2)
+        self.assertEqual(self.Usage.search_count([("source", "=", "import")]), 2)
+        self.assertEqual(self.Reject.search_count([("source", "=", "import"), ("state", "=", "open")]), 2)
 
     def test_integration_user_cannot_read_other_company_usage(self):
         other = self.env["res.company"].create({"name": "Usage Co B"})

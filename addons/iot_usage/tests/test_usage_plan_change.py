@@ -50,5 +50,6 @@ class TestUsagePlanChange(IotUsageCommon):
         }
         # 10 kWh on 5 May at 0.50 (old plan), 10 kWh on 20 May at 1.00 (new plan).
         self.assertEqual(amounts, {"Energy BASIC-M": [5.0], "Energy GOLD-M": [10.0]})
-        after = self.Usage.search([("message_id", "=", "after")])
+        after = self.env["iot.usage.bucket"].search([("device_id.identifier", "=", "U-1"),
+                                                      ("bucket_start", ">=", "2022-05-11")])
         self.assertEqual(after.contract_item_id, new_item)
