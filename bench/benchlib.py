@@ -79,11 +79,13 @@ def free_port():
 
 
 class OdooServer:
-    """``python3 -m odoo`` on a free port; ``workers`` > 0 for prefork (several processes)."""
+    """``python3 -m odoo`` on a free port with Odoo's default limits (``limit_time_real`` 120 s,
+    ``limit_time_cpu`` 60 s); ``workers`` > 0 for prefork (several processes), ``cron_workers``
+    cron threads or processes (the billing run's chunk workers)."""
 
-    def __init__(self, db, workers=0, log_path="/tmp/bench-odoo.log", default_limits=False, root=ROOT):
+    def __init__(self, db, workers=2, log_path="/tmp/bench-odoo.log", cron_workers=2, root=ROOT):
         self.db, self.workers, self.port, self.root = db, workers, free_port(), root
-        self.default_limits = default_limits  # True: Odoo's own time and memory limits
+        self.cron_workers = cron_workers
         self.url = "http://127.0.0.1:%d" % self.port
         self.log_path = log_path
         self.process = None
@@ -91,11 +93,8 @@ class OdooServer:
     def __enter__(self):
         launcher = os.path.join(ROOT, "bench", "odoo_launcher.py")
         command = [sys.executable, launcher, "-c", "odoo.conf", "-d", self.db, "--db-filter=^%s$" % self.db,
-                   "--http-port=%d" % self.port, "--max-cron-threads=0", "--workers=%d" % self.workers,
-                   "--log-level=warn", "--logfile=%s" % self.log_path]
-        if not self.default_limits:
-            command += ["--limit-time-cpu=3600", "--limit-time-real=3600", "--limit-memory-soft=4294967296",
-                        "--limit-memory-hard=6442450944"]
+                   "--http-port=%d" % self.port, "--max-cron-threads=%d" % self.cron_workers,
+                   "--workers=%d" % self.workers, "--log-level=warn", "--logfile=%s" % self.log_path]
         if self.workers:
             command.append("--gevent-port=%d" % free_port())
         self.process = subprocess.Popen(command, cwd=self.root)

@@ -94,7 +94,7 @@ def main():
     for count in counts:
         for name, tree in trees.items():
             db = fresh_copy("bench_bb_%s_template" % name, "bench_bb_%s" % name)
-            with OdooServer(db, workers=2, default_limits=True, root=tree,
+            with OdooServer(db, workers=2, root=tree,
                             log_path="/tmp/bench-bb-%s.log" % name) as server:
                 client = server.client()
                 setup(client, args.devices, count)

@@ -138,7 +138,7 @@ def scenario(args, size):
         broker = Broker(workdir)
         broker.start()
         try:
-            with OdooServer(db, default_limits=True, log_path=os.path.join(workdir, "odoo.log")) as server:
+            with OdooServer(db, log_path=os.path.join(workdir, "odoo.log")) as server:
                 client = server.client()
                 contract, invoice, identifiers = setup(client, size, broker.port, prefix)
                 counter = Counter(broker.port, prefix)

@@ -56,8 +56,10 @@ def measure(db, invoice_id, mode):
             workbook.close()
             size, count = len(output.getvalue()), len(rows)
         else:
-            _name, _mime, content = move._iot_detail_file(mode)
-            size, count = len(content), None
+            # What the download route does: rows from a server-side cursor, written to a file.
+            _name, _mime, path = move._iot_detail_to_path(mode)
+            size, count = os.path.getsize(path), None
+            os.unlink(path)
         elapsed = time.monotonic() - began
         print(json.dumps({"seconds": elapsed, "bytes": size, "rows": count,
                           "rss_before_mb": before, "peak_mb": rss_mb("VmHWM")}))

@@ -100,7 +100,7 @@ def main():
         order = ("before", "after") if round_number % 2 == 0 else ("after", "before")
         for name in order:
             db = dbs[name]
-            with OdooServer(db, workers=2, default_limits=True, root=trees[name],
+            with OdooServer(db, workers=2, root=trees[name],
                             log_path="/tmp/bench-buckets-%s.log" % name) as server:
                 if round_number == 0:
                     server.client()("iot_billing.device", "api_register",

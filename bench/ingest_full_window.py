@@ -79,7 +79,7 @@ def main():
     for round_number in range(args.rounds):
         order = ("empty", "full") if round_number % 2 == 0 else ("full", "empty")
         for name in order:
-            with OdooServer(dbs[name], workers=2, default_limits=True,
+            with OdooServer(dbs[name], workers=2,
                             log_path="/tmp/bench-window-%s.log" % name) as server:
                 rate = ingest(server, "r%d" % round_number, args.total, args.devices)
             rates[name].append(rate)

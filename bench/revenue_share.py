@@ -29,8 +29,8 @@ def settle(client, period):
 
 def scenario(args, devices):
     db = fresh_copy(args.db, args.db + "_rs")
-    # Setting the fleet up and billing it are other benchmarks' subject (bench/billing.py): raised limits.
-    with OdooServer(db, workers=0) as server:
+    # Setting the fleet up and billing it are other benchmarks' subject (bench/billing.py).
+    with OdooServer(db, workers=2, cron_workers=2) as server:
         client = server.client()
         setup_fleet(client, "RS%d" % devices, devices, 1, "plan_period")
         vendor = client("res.partner", "create", {"name": "LumenWorks", "is_company": True})
@@ -41,8 +41,8 @@ def scenario(args, devices):
             "name": "Vendor 30 %", "product_tmpl_id": template, "beneficiary": "device_owner",
             "percent": 30, "date_start": "2022-01-01"})
         billing, invoices, _lines = bill(client, db)
-    # The settlement: Odoo's default limits, as in production.
-    with OdooServer(db, workers=0, default_limits=True) as server:
+    # The settlement, threaded as before (every server of the benchmarks has Odoo's default limits).
+    with OdooServer(db, workers=0) as server:
         client = server.client()
         settlement, settlement_ids = settle(client, "2022-04")
         again, again_ids = settle(client, "2022-04")

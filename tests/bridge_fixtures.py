@@ -92,10 +92,11 @@ class Broker:
 
 
 class OdooServer:
-    """``python3 -m odoo`` serving one database on a free port (no cron thread)."""
+    """``python3 -m odoo`` serving one database on a free port (no cron thread unless asked)."""
 
-    def __init__(self, db, workdir):
+    def __init__(self, db, workdir, cron_threads=0):
         self.db = db
+        self.cron_threads = cron_threads
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.log_path = os.path.join(workdir, "odoo-%s.log" % db)
@@ -104,7 +105,7 @@ class OdooServer:
     def start(self, timeout=180):
         command = [sys.executable, "-m", "odoo", "-c", "odoo.conf", "-d", self.db,
                    "--http-port=%d" % self.port, "--db-filter=^%s$" % self.db,
-                   "--max-cron-threads=0", "--log-level=warn", "--logfile=%s" % self.log_path]
+                   "--max-cron-threads=%d" % self.cron_threads, "--log-level=warn", "--logfile=%s" % self.log_path]
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         wait_until(self._ready, timeout, interval=0.5, message="Odoo on %s" % self.url)
 
@@ -118,6 +119,11 @@ class OdooServer:
 
     def stop(self):
         _stop(self.process, timeout=30)
+
+    def kill(self):
+        """SIGKILL, as a crash or the OOM killer: no cleanup of any kind."""
+        self.process.kill()
+        self.process.wait(10)
 
     def rpc(self, model, method, *args, login="admin", password="admin", **kwargs):
         def call(service, meth, *call_args):

@@ -1,4 +1,7 @@
 import logging
+import os
+import socket
+import threading
 import time
 
 import psycopg2
@@ -7,19 +10,27 @@ from psycopg2 import errorcodes
 from odoo import api, fields, models
 from odoo.addons.iot_device.tools import ApiInputError
 from odoo.exceptions import UserError, ValidationError
-from odoo.tools import split_every
+
+from ..tools import CronBudget, try_lock_for_billing
 
 _logger = logging.getLogger(__name__)
 
-# Raised when a concurrent run changed (invoiced) a schedule after this
-# transaction began: another run has it, this one leaves it alone.
+# Raised when a concurrent transaction changed (invoiced) a row after this one
+# began: the row is another's; this transaction leaves it alone.
 CONCURRENT_UPDATE = (errorcodes.SERIALIZATION_FAILURE, errorcodes.LOCK_NOT_AVAILABLE)
-# Contracts invoiced together (one account.move create and post); see _bill_contracts.
-CONTRACTS_PER_BATCH = 50
+# Chunk size (system parameters of the same names override them). A chunk is at most
+# this many contracts (one account.move create and post, see _bill_contracts) and, past
+# its first contract, this many schedules: ~3-6 s on the benchmark machine (docs/benchmarks.md).
+CHUNK_CONTRACTS = 50
+CHUNK_SCHEDULES = 10000
+# How long a cron call waits, a second at a time, for contracts another worker holds or
+# for a valuation step, before it leaves the run to a later call.
+WAIT_SECONDS = 10
 
 
 class IotBillingRun(models.Model):
     _name = "iot.billing.run"
+    _inherit = ["mail.thread", "mail.activity.mixin"]
     _description = "IoT Billing Run"
     _order = "id desc"
     _check_company_auto = True
@@ -34,21 +45,34 @@ class IotBillingRun(models.Model):
     company_id = fields.Many2one("res.company", required=True, index=True, default=lambda self: self.env.company)
     user_id = fields.Many2one("res.users", default=lambda self: self.env.user, readonly=True)
     state = fields.Selection(
-        [("draft", "Draft"), ("done", "Done"), ("error", "Done with errors")],
+        [("draft", "Draft"), ("running", "Running"), ("done", "Done"), ("error", "Done with errors")],
         required=True,
         default="draft",
         readonly=True,
         copy=False,
+        index=True,
+        tracking=True,
     )
-    schedule_count = fields.Integer(string="Schedules Invoiced", readonly=True)
+    prepared = fields.Boolean(
+        readonly=True, copy=False, help="The run's once-only preparation (late usage planning) is committed."
+    )
+    date_started = fields.Datetime(string="Started", readonly=True, copy=False)
+    date_finished = fields.Datetime(string="Finished", readonly=True, copy=False)
+    chunk_ids = fields.One2many("iot.billing.run.chunk", "run_id", string="Chunks")
+    schedule_count = fields.Integer(string="Schedules Invoiced", compute="_compute_counts")
     skipped_count = fields.Integer(
         string="Schedules Skipped",
-        readonly=True,
-        help="Due schedules another billing run was invoicing at the same time.",
+        compute="_compute_counts",
+        help="Due schedules another billing run held when this one, answered at once, met them. "
+        "A run billed in chunks waits for them instead.",
     )
-    invoice_count = fields.Integer(string="Invoices", readonly=True)
-    contract_count = fields.Integer(string="Contracts", readonly=True)
-    duration = fields.Float(string="Duration (s)", readonly=True, digits=(16, 2))
+    invoice_count = fields.Integer(string="Invoices", compute="_compute_counts")
+    contract_count = fields.Integer(string="Contracts", compute="_compute_counts")
+    chunk_count = fields.Integer(string="Chunks Done", compute="_compute_counts")
+    remaining_count = fields.Integer(
+        string="Schedules Remaining", compute="_compute_remaining_count", help="Due schedules still to bill."
+    )
+    duration = fields.Float(string="Elapsed (s)", compute="_compute_duration", digits=(16, 0))
     invoice_ids = fields.One2many("account.move", "iot_billing_run_id", string="Invoices Created")
     error_ids = fields.One2many("iot.billing.run.error", "run_id", string="Errors")
     error_count = fields.Integer(compute="_compute_error_count")
@@ -57,6 +81,38 @@ class IotBillingRun(models.Model):
     def _compute_name(self):
         for run in self:
             run.name = self.env._("Billing %(date)s (%(company)s)", date=run.date, company=run.company_id.name)
+
+    @api.depends("chunk_ids")
+    def _compute_counts(self):
+        sums = {
+            run.id: values
+            for run, *values in self.env["iot.billing.run.chunk"]._read_group(
+                [("run_id", "in", self.ids)],
+                ["run_id"],
+                ["schedule_count:sum", "skipped_count:sum", "invoice_count:sum", "contract_count:sum", "__count"],
+            )
+        }
+        for run in self:
+            schedules, skipped, invoices, contracts, chunks = sums.get(run.id, (0, 0, 0, 0, 0))
+            run.schedule_count, run.skipped_count, run.invoice_count = schedules, skipped, invoices
+            run.contract_count, run.chunk_count = contracts, chunks
+
+    @api.depends("state", "chunk_ids")
+    def _compute_remaining_count(self):
+        for run in self:
+            if run.state in ("draft", "running") and run.id:
+                run.remaining_count = self.env["iot.invoicing.schedule"].search_count(run._iot_remaining_domain())
+            else:
+                run.remaining_count = 0
+
+    @api.depends("date_started", "date_finished")
+    def _compute_duration(self):
+        now = fields.Datetime.now()
+        for run in self:
+            if run.date_started:
+                run.duration = ((run.date_finished or now) - run.date_started).total_seconds()
+            else:
+                run.duration = 0
 
     @api.constrains("date")
     def _check_date_not_in_future(self):
@@ -84,8 +140,11 @@ class IotBillingRun(models.Model):
     def api_run(self, date=None):
         """Bill the current company's due schedules; external API.
 
-        ``date``: "YYYY-MM-DD", today when empty. Returns
-        ``{"run_id", "invoice_ids", "errors": [{"contract_id", "contract", "message"}]}``.
+        ``date``: "YYYY-MM-DD", today when empty. A run that fits in one chunk is
+        billed before answering; a larger one is billed in the background by the
+        chunk crons (follow it with ``api_status``). Answers ``api_status``'s dict:
+        ``{"run_id", "state", "invoice_ids", "errors": [{"contract_id", "contract",
+        "message"}], ...}``.
         """
         if date:
             if not isinstance(date, str):
@@ -96,45 +155,81 @@ class IotBillingRun(models.Model):
                 raise ApiInputError("'date' %r is not 'YYYY-MM-DD'" % date[:32]) from None
         self.check_access("create")
         run = self.create({"date": date or fields.Date.context_today(self)})
-        run.action_run()
+        run._iot_start()
+        return run._iot_status()
+
+    @api.model
+    def api_status(self, run_id):
+        """Where a run stands; external API.
+
+        Answers ``{"run_id", "state" ("running", "done" or "error"), "date",
+        "schedules_done", "schedules_remaining", "schedules_skipped", "chunks",
+        "elapsed" (seconds), "invoice_ids", "errors"}``.
+        """
+        if not isinstance(run_id, int) or isinstance(run_id, bool):
+            raise ApiInputError("'run_id' must be the id of a billing run")
+        run = self.browse(run_id).exists()
+        if not run:
+            raise ApiInputError("billing run %d does not exist" % run_id)
+        run.check_access("read")
+        return run._iot_status()
+
+    def _iot_status(self):
+        self.ensure_one()
         return {
-            "run_id": run.id,
-            "invoice_ids": run.invoice_ids.ids,
+            "run_id": self.id,
+            "state": self.state,
+            "date": fields.Date.to_string(self.date),
+            "schedules_done": self.schedule_count,
+            "schedules_remaining": self.remaining_count,
+            "schedules_skipped": self.skipped_count,
+            "chunks": self.chunk_count,
+            "elapsed": round(self.duration),
+            "invoice_ids": self.invoice_ids.ids,
             "errors": [
                 {
                     "contract_id": error.contract_id.id,
                     "contract": error.contract_id.reference,
                     "message": error.message,
                 }
-                for error in run.error_ids
+                for error in self.error_ids
             ],
         }
 
     @api.model
     def _cron_run_billing(self):
-        """Daily: one run per company that has schedules a run of today would bill.
+        """Daily: one run per company that has schedules a run of today would bill, then drive them.
 
         A period is billed by the first run on or after its due date (the run's
         own domain: invoice date, usage grace days, contract state); the other
-        days create no run.
+        days create no run. A company whose run is still running gets no other:
+        when Odoo calls this cron again at once (progress API), it only drives.
         """
         today = fields.Date.context_today(self)
         Schedule = self.env["iot.invoicing.schedule"].sudo()
         due = Schedule._read_group([("state", "=", "planned"), ("invoice_date", "<=", today)], ["company_id"])
+        running = set(self.search([("state", "=", "running")]).company_id.ids)
         for (company,) in due:
             values = {"date": today, "company_id": company.id}
-            if Schedule.search_count(self.new(values)._due_schedule_domain(), limit=1):
-                self.with_company(company).create(values).action_run()
+            if company.id not in running and Schedule.search_count(self.new(values)._due_schedule_domain(), limit=1):
+                self.with_company(company).create(values)._iot_start()
+        if self.search_count([("state", "=", "running")], limit=1):
+            self._iot_drive_runs()
+
+    @api.model
+    def _cron_process_runs(self):
+        """Chunk workers (the crons *IoT: billing run chunks*): bill chunks of running runs."""
+        self._iot_drive_runs()
 
     def action_run(self):
         for run in self:
             if run.state != "draft":
                 raise UserError(self.env._("This billing run has already been executed."))
-            run.with_company(run.company_id)._execute()
+            run.with_company(run.company_id)._iot_start()
         return True
 
     # ------------------------------------------------------------------
-    # Engine
+    # Hooks (overridden with super())
     # ------------------------------------------------------------------
     def _due_schedule_domain(self):
         self.ensure_one()
@@ -145,29 +240,327 @@ class IotBillingRun(models.Model):
             ("contract_id.state", "!=", "draft"),
         ]
 
-    def _execute(self):
+    def _iot_run_prepare(self):
+        """Once per run, before its first chunk, in the transaction that marks it prepared.
+
+        Runs exactly once even if Odoo dies: a crash before that commit rolls it back
+        and the next worker prepares again. Base: nothing to prepare.
+        """
+        return True
+
+    def _iot_run_finish(self):
+        """Once per run, after its last chunk, in the transaction that gives its final state."""
+        return True
+
+    # ------------------------------------------------------------------
+    # Engine: start, prepare, chunks, finish
+    # ------------------------------------------------------------------
+    def _iot_remaining_domain(self):
+        """Due schedules this run still has to bill: not those of contracts that failed in it."""
         self.ensure_one()
-        started = time.monotonic()
-        Schedule = self.env["iot.invoicing.schedule"]
-        groups = Schedule._read_group(self._due_schedule_domain(), ["contract_id"], ["id:array_agg"])
-        totals = {"schedules": 0, "skipped": 0, "invoices": 0}
-        errors = []
-        for chunk in split_every(CONTRACTS_PER_BATCH, groups):
-            if len(chunk) == 1 or not self._bill_contracts(chunk, totals):
-                for contract, schedule_ids in chunk:
-                    self._bill_contract(contract, schedule_ids, totals, errors)
-        self.env["iot.billing.run.error"].create(errors)
-        self.write(
-            {
-                "state": "error" if errors else "done",
-                "schedule_count": totals["schedules"],
-                "skipped_count": totals["skipped"],
-                "invoice_count": totals["invoices"],
-                "contract_count": len(groups),
-                "duration": time.monotonic() - started,
-            }
+        failed = self.env["iot.billing.run.error"].search([("run_id", "=", self.id)]).contract_id
+        domain = self._due_schedule_domain()
+        if failed:
+            domain = [("contract_id", "not in", failed.ids)] + domain
+        return domain
+
+    def _iot_chunk_size(self):
+        get_param = self.env["ir.config_parameter"].sudo().get_param
+        return (
+            int(get_param("iot_contract.billing_chunk_contracts", CHUNK_CONTRACTS)),
+            int(get_param("iot_contract.billing_chunk_schedules", CHUNK_SCHEDULES)),
         )
 
+    def _iot_fits_one_chunk(self):
+        max_contracts, max_schedules = self._iot_chunk_size()
+        groups = self.env["iot.invoicing.schedule"]._read_group(
+            self._due_schedule_domain(), ["contract_id"], ["__count"]
+        )
+        return len(groups) <= max_contracts and sum(count for _contract, count in groups) <= max_schedules
+
+    def _iot_start(self):
+        """Bill a run that fits in one chunk now; queue a larger one for the chunk crons.
+
+        A run that meets the usage valuation (the company's billing lock is taken) is
+        queued as well: the crons bill it once the valuation has committed.
+        """
+        self.ensure_one()
+        self.write({"state": "running", "date_started": fields.Datetime.now()})
+        if self._iot_fits_one_chunk() and try_lock_for_billing(self.env.cr, self.company_id.id):
+            self._iot_prepare()
+            excluded = set()
+            while self._iot_bill_chunk(excluded=excluded) == "billed":
+                pass
+            self._iot_finish()
+            return
+        self._message_log(
+            body=self.env._(
+                "%(count)s due schedules: billed in the background, chunk by chunk (each committed).",
+                count=self.remaining_count,
+            )
+        )
+        self._iot_trigger_workers()
+
+    @api.model
+    def _iot_chunk_crons(self):
+        # sudo: starting the chunk workers is part of running billing, which the Billing group
+        # may do without any right on scheduled actions.
+        xmlids = ("iot_contract.iot_billing_run_chunk_cron", "iot_contract.iot_billing_run_chunk_cron_2")
+        crons = [self.env.ref(xmlid, raise_if_not_found=False) for xmlid in xmlids]
+        return self.env["ir.cron"].sudo().browse([cron.id for cron in crons if cron]).filtered("active")
+
+    def _iot_trigger_workers(self, at=None):
+        for cron in self._iot_chunk_crons():
+            cron._trigger(at)
+
+    def _iot_prepare(self):
+        self._iot_run_prepare()
+        self.prepared = True
+
+    def _iot_bill_chunk(self, excluded=None):
+        """Bill the next chunk of due contracts this transaction can claim.
+
+        ``excluded``: a set of contract ids already handled in this transaction (a run
+        answered at once, without commits between its chunks); None in the background,
+        where each chunk commits and contracts left planned are looked at again.
+        Returns "billed", "held" (due contracts remain, all held by other transactions,
+        usually other workers of this run), "retry" (what it claimed was billed meanwhile)
+        or "finished".
+        """
+        started = time.monotonic()
+        Schedule = self.env["iot.invoicing.schedule"]
+        domain = self._iot_remaining_domain()
+        counts = {
+            contract.id: count
+            for contract, count in Schedule._read_group(domain, ["contract_id"], ["__count"])
+            if excluded is None or contract.id not in excluded
+        }
+        if not counts:
+            return "finished"
+        max_contracts, max_schedules = self._iot_chunk_size()
+        # Answered at once, every due contract is tried: one held elsewhere is skipped.
+        if excluded is not None:
+            claimed = self._iot_claim_contracts(sorted(counts), len(counts), changed_is_held=True)
+        else:
+            claimed = self._iot_claim_contracts(sorted(counts), max_contracts)
+        kept, total = [], 0
+        for contract_id in claimed[:max_contracts]:
+            if kept and total + counts[contract_id] > max_schedules:
+                break
+            kept.append(contract_id)
+            total += counts[contract_id]
+        if not kept and excluded is None:
+            return "held"
+        totals = {"schedules": 0, "skipped": 0, "invoices": 0}
+        errors = []
+        if kept:
+            schedules = Schedule.search(domain + [("contract_id", "in", kept)], order="contract_id, id")
+            groups = [(contract, group.ids) for contract, group in schedules.grouped("contract_id").items()]
+            if len(groups) == 1 or not self._bill_contracts(groups, totals):
+                for contract, schedule_ids in groups:
+                    self._bill_contract(contract, schedule_ids, totals, errors)
+            self.env["iot.billing.run.error"].create(errors)
+        if excluded is not None:
+            held = set(counts) - set(claimed)
+            totals["skipped"] += sum(counts[contract_id] for contract_id in held)
+            excluded.update(held, kept)
+        elif not totals["schedules"] and not errors:
+            return "retry"  # another worker billed them after this chunk's snapshot: look again
+        else:
+            # In the background a schedule held elsewhere is looked at again by a later
+            # chunk (billed there, or gone): not a skip.
+            totals["skipped"] = 0
+        self.env["iot.billing.run.chunk"].create(
+            {
+                "run_id": self.id,
+                "contract_count": len(kept),
+                "schedule_count": totals["schedules"],
+                "invoice_count": totals["invoices"],
+                "skipped_count": totals["skipped"],
+                "error_count": len(errors),
+                "duration": time.monotonic() - started,
+                "worker": "%s:%d/%s" % (socket.gethostname(), os.getpid(), threading.current_thread().name),
+            }
+        )
+        return "billed"
+
+    def _iot_claim_contracts(self, contract_ids, limit, changed_is_held=False):
+        """Lock up to ``limit`` of these contracts that no other transaction holds.
+
+        Two workers of one run (or two runs) never bill the same contract at once:
+        each bills the contracts it claimed, the locks end with its commit. A contract
+        changed since this transaction began raises a serialization failure (the
+        background chunk starts again), or counts as held with ``changed_is_held``.
+        """
+        self.env["iot.contract"].flush_model()
+        try:
+            with self.env.cr.savepoint(flush=False):
+                self.env.cr.execute(
+                    """SELECT id FROM iot_contract
+                        WHERE id = ANY(%s)
+                        ORDER BY id
+                        LIMIT %s
+                          FOR NO KEY UPDATE SKIP LOCKED""",
+                    [contract_ids, limit],
+                    log_exceptions=False,
+                )
+                return [row[0] for row in self.env.cr.fetchall()]
+        except psycopg2.Error as error:
+            if not changed_is_held or error.pgcode not in CONCURRENT_UPDATE:
+                raise
+            return []
+
+    def _iot_finish(self):
+        self._iot_run_finish()
+        self.env.invalidate_all()
+        self.write({"state": "error" if self.error_ids else "done", "date_finished": fields.Datetime.now()})
+        self._iot_post_result()
+
+    def _iot_post_result(self):
+        """The run's chatter keeps what it did; failures also reach the Billing group.
+
+        Logged notes, not messages: they need no sender e-mail (an API user has none) and
+        notify nobody by mail; the activities are what calls for someone's attention.
+        """
+        self._message_log(
+            body=self.env._(
+                "Billed %(schedules)s schedules of %(contracts)s contracts in %(invoices)s invoices, "
+                "%(chunks)s chunks, %(seconds)s s; %(errors)s contracts failed, %(skipped)s schedules skipped.",
+                schedules=self.schedule_count,
+                contracts=self.contract_count,
+                invoices=self.invoice_count,
+                chunks=self.chunk_count,
+                seconds=round(self.duration),
+                errors=self.error_count,
+                skipped=self.skipped_count,
+            )
+        )
+        if not self.error_ids:
+            return
+        summary = self.env._("Billing run: %(count)s contracts failed", count=self.error_count)
+        lines = "\n".join(
+            "%s: %s" % (error.contract_id.reference or error.contract_id.display_name, error.message)
+            for error in self.error_ids[:50]
+        )
+        self._message_log(body=summary + "\n" + lines)
+        for error in self.error_ids.filtered("contract_id"):
+            # sudo: the contract's chatter tells what the run did, whoever may edit the contract.
+            error.contract_id.sudo()._message_log(
+                body=self.env._("Not invoiced by %(run)s: %(message)s", run=self.display_name, message=error.message)
+            )
+        group = self.env.ref("iot_contract.group_iot_billing")
+        users = group.sudo().users.filtered(lambda user: user.active and not user.share)
+        # mail_activity_quick_update: no "assigned to you" mail, which needs a sender e-mail.
+        for user in users.filtered(lambda user: self.company_id in user.company_ids):
+            self.with_context(mail_activity_quick_update=True).activity_schedule(
+                "mail.mail_activity_data_todo", user_id=user.id, summary=summary, note=lines.replace("\n", "<br/>")
+            )
+
+    # ------------------------------------------------------------------
+    # Background: chunks that commit, under Odoo's limits
+    # ------------------------------------------------------------------
+    @api.model
+    def _iot_drive_runs(self):
+        """Work on running runs chunk by chunk, each chunk in its own committed transaction.
+
+        Called by crons (the daily billing cron and the chunk crons) through Odoo 18's
+        progress API: the work done and left is reported with ``_notify_progress``, and
+        Odoo calls the cron again at once while some is left. A crash loses at most the
+        chunk being billed (rolled back: its schedules stay planned and a later chunk
+        bills them). The commits are the point of this design.
+        """
+        budget = CronBudget(self.env.cr)
+        self.env.cr.commit()  # a fresh snapshot for the first chunk (cron chunking design)
+        chunks, longest, waited = 0, 0.0, 0
+        while budget.allows(max(longest, WAIT_SECONDS)):
+            self.env.invalidate_all()
+            runs = self.sudo().search([("state", "=", "running")], order="id")
+            if not runs:
+                break
+            progressed = False
+            for run in runs:
+                started = time.monotonic()
+                outcome = run.with_company(run.company_id)._iot_work_once()
+                if outcome != "wait":
+                    progressed = True
+                    chunks += outcome == "done"
+                    longest = max(longest, time.monotonic() - started)
+                    break
+            if not progressed:
+                # Every run waits: for another worker's chunk, or for a valuation step.
+                if waited >= WAIT_SECONDS:
+                    break
+                time.sleep(1)
+                waited += 1
+        self.env.invalidate_all()
+        runs = self.sudo().search([("state", "=", "running")])
+        remaining = sum(runs.mapped("remaining_count")) + len(runs)
+        # Done so far in this series of calls: a call that finds the time spent reports the work
+        # of the calls before it, so that Odoo does not take the job for finished.
+        done = budget.add_done(chunks)
+        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining if runs else 0)
+        if runs and not done:
+            # Nothing could move now; Odoo ends a call without progress as if all were done.
+            self._iot_trigger_workers(fields.Datetime.add(fields.Datetime.now(), minutes=1))
+        elif runs:
+            # Odoo re-runs a cron with work left ten times, then leaves it ready without waking
+            # any worker: they would find it at their next poll, up to a minute later.
+            self._iot_trigger_workers()
+
+    def _iot_work_once(self):
+        """Do this run's next step and commit it: "done", "retry" (at once) or "wait"."""
+        self.ensure_one()
+        cr = self.env.cr
+        try:
+            if not self.prepared:
+                done = self._iot_lock_self("AND prepared IS NOT TRUE") and (self._iot_prepare() or True)
+            elif not try_lock_for_billing(cr, self.company_id.id):
+                done = False  # the valuation holds the company's schedules
+            else:
+                outcome = self._iot_bill_chunk()
+                if outcome == "retry":
+                    cr.rollback()
+                    self.env.invalidate_all()
+                    return "retry"
+                if outcome == "finished":
+                    done = self._iot_lock_self("AND state = 'running'") and (self._iot_finish() or True)
+                else:
+                    done = outcome == "billed"
+        except psycopg2.errors.TransactionRollbackError:
+            # Another transaction committed the same rows first: look again at once.
+            cr.rollback()
+            self.env.invalidate_all()
+            return "retry"
+        except psycopg2.OperationalError:
+            raise  # the connection or the server is gone: nothing to record, a worker resumes
+        except Exception as error:  # noqa: BLE001 - a bug, not a contract's failure: stop the run visibly
+            cr.rollback()
+            _logger.exception("Billing run %s stopped", self.id)
+            self.env.invalidate_all()
+            self.write({"state": "error", "date_finished": fields.Datetime.now()})
+            self._message_log(body=self.env._("The run stopped on an error: %(error)s", error=error))
+            cr.commit()
+            return "done"
+        if done:
+            cr.commit()
+        else:
+            cr.rollback()
+        self.env.invalidate_all()
+        return "done" if done else "wait"
+
+    def _iot_lock_self(self, condition):
+        """Lock this run's row if ``condition`` holds: one worker prepares or finishes it."""
+        self.flush_recordset()
+        self.env.cr.execute(
+            "SELECT id FROM iot_billing_run WHERE id = %s " + condition + " FOR NO KEY UPDATE SKIP LOCKED",
+            [self.id],
+            log_exceptions=False,
+        )
+        return bool(self.env.cr.fetchone())
+
+    # ------------------------------------------------------------------
+    # Invoicing a chunk's contracts
+    # ------------------------------------------------------------------
     def _bill_contracts(self, chunk, totals):
         """Invoice several contracts in one savepoint; False (nothing kept) if any fails.
 

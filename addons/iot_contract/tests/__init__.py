@@ -11,3 +11,4 @@ from . import test_suspension
 from . import test_end_of_term
 from . import test_termination_credit
 from . import test_plan_change
+from . import test_billing_runs

@@ -1,9 +1,10 @@
 import base64
+import os
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
-from ..tools import csv_bytes, iter_detail_rows, xlsx_bytes
+from ..tools import csv_file, iter_detail_rows, temporary_path, xlsx_file
 
 FORMATS = {
     "csv": "text/csv",
@@ -52,10 +53,21 @@ class AccountMove(models.Model):
     # Detail
     # ------------------------------------------------------------------
     def _iot_detail_file(self, file_format):
-        """(filename, mimetype, bytes) of the invoice's per-device detail.
+        """(filename, mimetype, bytes) of the invoice's per-device detail."""
+        filename, mimetype, path = self._iot_detail_to_path(file_format)
+        try:
+            with open(path, "rb") as handle:
+                return filename, mimetype, handle.read()
+        finally:
+            os.unlink(path)
+
+    def _iot_detail_to_path(self, file_format):
+        """(filename, mimetype, path of a temporary file) of the invoice's per-device detail.
 
         The invoice must be readable by the caller: its record rules are the
-        detail's. Rows are read with SQL after that check, streamed.
+        detail's. Rows are read with SQL after that check, from a server-side
+        cursor, and written to the file as they come: memory does not grow with
+        the invoice. The caller removes the file.
         """
         self.ensure_one()
         if file_format not in FORMATS:
@@ -72,19 +84,24 @@ class AccountMove(models.Model):
         tax_included = self._iot_detail_tax_included(product_lines)
         basis = self.env._("tax included") if tax_included else self.env._("tax excluded")
         total_label = self.env._("Total (%s)", basis)
-        if file_format == "csv":
-            content = csv_bytes(rows, total_label)
-        else:
-            symbol = self.currency_id.symbol or self.currency_id.name
-            money = ('#,##0.%s "%s"' % ("0" * self.currency_id.decimal_places, symbol)).replace('."', '"')
-            invoice_lines = [
-                (number, line.name, line.quantity, line.price_unit, line.price_subtotal)
-                for number, line in enumerate(product_lines.sorted(lambda line: (line.sequence, line.id)), 1)
-            ]
-            title = self.env._("Detail of %(invoice)s — amounts %(basis)s", invoice=self.name, basis=basis)
-            content = xlsx_bytes(rows, title, money, invoice_lines, total_label)
+        path = temporary_path("." + file_format)
+        try:
+            if file_format == "csv":
+                csv_file(rows, path, total_label)
+            else:
+                symbol = self.currency_id.symbol or self.currency_id.name
+                money = ('#,##0.%s "%s"' % ("0" * self.currency_id.decimal_places, symbol)).replace('."', '"')
+                invoice_lines = [
+                    (number, line.name, line.quantity, line.price_unit, line.price_subtotal)
+                    for number, line in enumerate(product_lines.sorted(lambda line: (line.sequence, line.id)), 1)
+                ]
+                title = self.env._("Detail of %(invoice)s — amounts %(basis)s", invoice=self.name, basis=basis)
+                xlsx_file(rows, path, title, money, invoice_lines, total_label)
+        except BaseException:
+            os.unlink(path)
+            raise
         filename = "%s-detail.%s" % ((self.name or "draft").replace("/", "-"), file_format)
-        return filename, FORMATS[file_format], content
+        return filename, FORMATS[file_format], path
 
     @staticmethod
     def _iot_detail_tax_included(product_lines):
@@ -105,17 +122,22 @@ class AccountMove(models.Model):
         )
 
     def action_iot_export_detail_xlsx(self):
-        return self._iot_download(self._iot_attach_detail("xlsx"))
+        return self._iot_download("xlsx")
 
     def action_iot_export_detail_csv(self):
-        return self._iot_download(self._iot_attach_detail("csv"))
+        return self._iot_download("csv")
 
-    def _iot_download(self, attachment):
-        return {
-            "type": "ir.actions.act_url",
-            "url": "/web/content/%s?download=true" % attachment.id,
-            "target": "self",
-        }
+    def _iot_download(self, file_format):
+        """The detail attached at posting when there is one, else streamed by the controller:
+        a download adds no attachment to the invoice."""
+        self.ensure_one()
+        self.check_access("read")
+        attachment = self.iot_detail_attachment_id
+        if attachment and attachment.name.endswith("." + file_format):
+            url = "/web/content/%s?download=true" % attachment.id
+        else:
+            url = "/iot_invoice_grouping/detail/%s/%s" % (self.id, file_format)
+        return {"type": "ir.actions.act_url", "url": url, "target": "self"}
 
     def action_iot_open_detail(self):
         self.ensure_one()

@@ -6,7 +6,7 @@ from decimal import Decimal
 import openpyxl
 
 from odoo.exceptions import AccessError
-from odoo.tests import new_test_user, tagged
+from odoo.tests import HttpCase, new_test_user, tagged
 
 from .common import IotGroupingCommon
 
@@ -42,9 +42,8 @@ class TestDetailExport(IotGroupingCommon):
 
     def test_xlsx_read_back(self):
         invoice = self._invoice()
-        action = invoice.action_iot_export_detail_xlsx()
-        attachment = self.env["ir.attachment"].browse(int(action["url"].split("/")[3].split("?")[0]))
-        sheet = openpyxl.load_workbook(io.BytesIO(attachment.raw), read_only=True).active
+        content = invoice._iot_detail_file("xlsx")[2]
+        sheet = openpyxl.load_workbook(io.BytesIO(content), read_only=True).active
         values = list(sheet.iter_rows(values_only=True))
         body = values[2:-1]
         self.assertEqual(len(body), 50)
@@ -52,7 +51,7 @@ class TestDetailExport(IotGroupingCommon):
         self.assertAlmostEqual(values[-1][10], invoice.amount_untaxed, places=2)
         self.assertEqual(values[-1][11], "50 rows")
         self.assertEqual({row[11] for row in body}, {1, 2}, "every row names its invoice line")
-        lines = list(openpyxl.load_workbook(io.BytesIO(attachment.raw), read_only=True)["Invoice lines"]
+        lines = list(openpyxl.load_workbook(io.BytesIO(content), read_only=True)["Invoice lines"]
                      .iter_rows(values_only=True))[1:]
         self.assertEqual([line[1] for line in lines], invoice.invoice_line_ids.sorted("sequence").mapped("name"))
         self.assertAlmostEqual(sum(line[4] for line in lines), invoice.amount_untaxed, places=2)
@@ -66,6 +65,23 @@ class TestDetailExport(IotGroupingCommon):
         self.assertIn("%s-detail.xlsx" % invoice.name.replace("/", "-"), attachments.mapped("name"))
         sent = self.env["account.move.send"]._get_invoice_extra_attachments(invoice)
         self.assertIn(invoice.iot_detail_attachment_id, sent, "the detail goes out with the invoice")
+        # Downloading the XLSX gives that file again: no new attachment per click.
+        for _click in range(2):
+            action = invoice.action_iot_export_detail_xlsx()
+            self.assertEqual(action["url"], "/web/content/%d?download=true" % invoice.iot_detail_attachment_id.id)
+        self.assertEqual(
+            self.env["ir.attachment"].search_count([("res_model", "=", "account.move"), ("res_id", "=", invoice.id)]),
+            len(attachments),
+        )
+
+    def test_download_without_attachment_is_streamed_not_stored(self):
+        invoice = self._invoice()
+        for file_format in ("csv", "xlsx"):
+            action = getattr(invoice, "action_iot_export_detail_" + file_format)()
+            self.assertEqual(action["url"], "/iot_invoice_grouping/detail/%d/%s" % (invoice.id, file_format))
+        self.assertFalse(
+            self.env["ir.attachment"].search([("res_model", "=", "account.move"), ("res_id", "=", invoice.id)])
+        )
 
     def test_who_cannot_read_the_invoice_cannot_read_its_detail(self):
         invoice = self._invoice()
@@ -91,3 +107,32 @@ class TestDetailExport(IotGroupingCommon):
         invoice.iot_show_summary = False
         html = self.env["ir.actions.report"]._render_qweb_html("account.report_invoice", invoice.ids)[0].decode()
         self.assertNotIn("Devices billed", html)
+
+
+@tagged("post_install", "-at_install")
+class TestDetailDownload(IotGroupingCommon, HttpCase):
+    """The download route streams the file written on disk, as the invoice's reader."""
+
+    def test_csv_streamed_to_a_reader_of_the_invoice_only(self):
+        contract = self._fleet("GRP-STREAM", 3, "plan_period", "STR")
+        invoice = self._run("2022-04-30")
+        self.assertEqual(invoice.iot_schedule_ids.contract_id, contract)
+        new_test_user(self.env, login="grp_stream", password="grp_stream_pw",
+                      groups="account.group_account_invoice")
+        self.authenticate("grp_stream", "grp_stream_pw")
+        response = self.url_open("/iot_invoice_grouping/detail/%d/csv" % invoice.id)
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.headers["Content-Type"], "text/csv")
+        self.assertIn("-detail.csv", response.headers["Content-Disposition"])
+        rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+        self.assertEqual(rows[0][0], "Device")
+        self.assertEqual({row[1] for row in rows[1:-1]}, {"STR-00000", "STR-00001", "STR-00002"})
+        self.assertEqual(Decimal(rows[-1][10]), Decimal(str(invoice.amount_untaxed)))
+        self.assertFalse(
+            self.env["ir.attachment"].search([("res_model", "=", "account.move"), ("res_id", "=", invoice.id)])
+        )
+        new_test_user(self.env, login="grp_stream_integration", password="grp_stream_pw2",
+                      groups="iot_device.group_iot_integration")
+        self.authenticate("grp_stream_integration", "grp_stream_pw2")
+        refused = self.url_open("/iot_invoice_grouping/detail/%d/csv" % invoice.id)
+        self.assertNotEqual(refused.status_code, 200)

@@ -1,1 +1,1 @@
-from .detail_export import COLUMNS, csv_bytes, iter_detail_rows, xlsx_bytes
+from .detail_export import COLUMNS, csv_file, iter_detail_rows, temporary_path, xlsx_file

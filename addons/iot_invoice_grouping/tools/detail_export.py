@@ -6,7 +6,9 @@ invoice's untaxed total, which the totals row repeats.
 """
 
 import csv
-import io
+import os
+import tempfile
+import uuid
 from datetime import date
 from decimal import Decimal
 
@@ -71,17 +73,18 @@ DETAIL_SQL = """
 
 
 def iter_detail_rows(cr, move_id, lang):
-    """Yield the invoice's detail rows without holding them all in Python objects.
+    """Yield the invoice's detail rows, FETCH_SIZE at a time from a server-side cursor.
 
-    Numbers travel as text and become Decimal here: Odoo's cursor turns SQL
-    numerics into floats, which would not add up to the cent on large invoices.
+    A named (server-side) cursor in the caller's transaction: PostgreSQL keeps the
+    result, Python holds one batch, whatever the invoice's size. Numbers travel as
+    text and become Decimal here: Odoo's cursor turns SQL numerics into floats,
+    which would not add up to the cent on large invoices.
     """
-    cr.execute(DETAIL_SQL, {"move_id": move_id, "lang": lang})
-    while True:
-        batch = cr.fetchmany(FETCH_SIZE)
-        if not batch:
-            return
-        for row in batch:
+    # cr._cnx: Odoo's cursor has no named cursors; this one shares its transaction.
+    with cr._cnx.cursor(name="iot_detail_%s" % uuid.uuid4().hex) as named:
+        named.itersize = FETCH_SIZE
+        named.execute(DETAIL_SQL, {"move_id": move_id, "lang": lang})
+        for row in named:
             yield row[:8] + tuple(Decimal(value) for value in row[8:11]) + row[11:]
 
 
@@ -98,21 +101,28 @@ def write_csv(rows, stream, total_label="Total"):
     return count, total
 
 
-def csv_bytes(rows, total_label="Total"):
-    text = io.StringIO()
-    write_csv(rows, text, total_label)
-    return text.getvalue().encode("utf-8-sig")  # the BOM makes spreadsheets read UTF-8
+def temporary_path(suffix):
+    """A new empty file for an export; the caller removes it."""
+    handle, path = tempfile.mkstemp(prefix="iot-detail-", suffix=suffix)
+    os.close(handle)
+    return path
 
 
-def xlsx_bytes(rows, title, currency_format, invoice_lines, total_label="Total"):
-    """XLSX in constant-memory mode: rows go to disk as they are written.
+def csv_file(rows, path, total_label="Total"):
+    """Write the CSV to ``path`` as the rows come; return (row count, total amount)."""
+    # utf-8-sig: the BOM makes spreadsheets read UTF-8.
+    with open(path, "w", encoding="utf-8-sig", newline="") as stream:
+        return write_csv(rows, stream, total_label)
+
+
+def xlsx_file(rows, path, title, currency_format, invoice_lines, total_label="Total"):
+    """XLSX in constant-memory mode, written to ``path``: rows go to disk as they are written.
 
     The detail sheet carries the invoice line's number; the line labels, the same
     for thousands of rows, are on a second sheet ("Invoice lines").
     ``invoice_lines``: (number, label, quantity, unit price, subtotal) tuples.
     """
-    output = io.BytesIO()
-    workbook = xlsxwriter.Workbook(output, {"constant_memory": True})
+    workbook = xlsxwriter.Workbook(path, {"constant_memory": True})
     sheet = workbook.add_worksheet("Detail")
     bold = workbook.add_format({"bold": True})
     money = workbook.add_format({"num_format": currency_format})
@@ -163,5 +173,4 @@ def xlsx_bytes(rows, title, currency_format, invoice_lines, total_label="Total")
         lines_sheet.write_number(index, 3, unit_price, quantity)
         lines_sheet.write_number(index, 4, subtotal, money)
     workbook.close()
-    return output.getvalue()
 

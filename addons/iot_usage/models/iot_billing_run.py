@@ -15,17 +15,21 @@ class IotBillingRun(models.Model):
             domain = [("invoice_date", "<=", self._iot_cutoff_date())] + domain
         return domain
 
-    def _execute(self):
+    def _iot_run_prepare(self):
         # Usage no open period can take any more, events that came after their period's
         # invoice: a late-usage schedule, due in this run.
+        result = super()._iot_run_prepare()
         previous = self.search(
             [("company_id", "=", self.company_id.id), ("id", "<", self.id), ("state", "!=", "draft")],
             order="id desc", limit=1,
         )
         since = previous.create_date or datetime.min
         self.env["iot.usage.bucket"]._plan_late(self.company_id, self._iot_cutoff_date(), since)
-        result = super()._execute()
+        return result
+
+    def _iot_run_finish(self):
         # Once a run is past their period, usage no contract item covers will never be
         # billed: reject them visibly (they can be re-processed after an activation).
+        result = super()._iot_run_finish()
         self.env["iot.usage.bucket"]._reject_orphans(self.company_id, self._iot_cutoff_date())
         return result

@@ -1,7 +1,19 @@
+import time
+
+import psycopg2
+
 from odoo import api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.addons.iot_contract.tools import CronBudget, try_lock_for_valuation
+from odoo.exceptions import UserError, ValidationError
 
 from .iot_usage_bucket import misaligned_zones
+
+# Contracts valued per committed step of the daily valuation cron (each step holds the
+# company's billing lock: a billing run of the company waits at most one step).
+VALUATION_CHUNK_CONTRACTS = 50
+# The daily pass's position: "<date>:<last contract id valued>" (a cron call left
+# unfinished by Odoo's limits goes on from there).
+VALUATION_CURSOR = "iot_usage.valuation_cursor"
 
 
 class IotContract(models.Model):
@@ -34,12 +46,70 @@ class IotContract(models.Model):
         """Value the running periods' usage now, without invoicing anything.
 
         The billing run values them again at the end of the period, with every
-        reading received by then.
+        reading received by then. Valuation and billing of one company take turns
+        (``iot_contract/tools/billing_lock.py``): while a billing chunk holds the
+        company's schedules this refuses, rather than make the run skip them.
         """
         for company, contracts in self.grouped("company_id").items():
+            if not try_lock_for_valuation(self.env.cr, company.id):
+                raise UserError(
+                    self.env._(
+                        "A billing run of %(company)s is invoicing its schedules right now (it values the "
+                        "periods it bills). Update the usage again when the run is done.",
+                        company=company.name,
+                    )
+                )
             contracts.with_company(company)._iot_current_schedules()._iot_value_usage(None)
         return True
 
     @api.model
     def _cron_value_current_usage(self):
-        self.search([("state", "=", "running")]).action_iot_value_usage()
+        """Daily: value the running periods of every running contract, in committed steps.
+
+        Each step takes a few contracts of one company under the company's billing lock;
+        a company whose billing run holds the lock, or is running, is left for the next
+        day (the run values what it bills). Odoo's progress API calls the cron again
+        while contracts are left; the cursor makes a call resume where the last stopped.
+        The commits are the cron chunking design (``CronBudget``).
+        """
+        budget = CronBudget(self.env.cr)
+        Param = self.env["ir.config_parameter"].sudo()
+        today = fields.Date.to_string(fields.Date.context_today(self))
+        day, _sep, last_id = (Param.get_param(VALUATION_CURSOR) or "").partition(":")
+        last_id = int(last_id) if day == today and last_id else 0
+        busy = set(self.env["iot.billing.run"].sudo().search([("state", "=", "running")]).company_id.ids)
+        done, longest = 0, 0.0
+        self.env.cr.commit()  # a fresh snapshot once the lock is taken
+        while budget.allows(longest):
+            contracts = self.search(
+                [("state", "=", "running"), ("id", ">", last_id), ("company_id", "not in", list(busy))],
+                order="id",
+                limit=VALUATION_CHUNK_CONTRACTS,
+            )
+            if not contracts:
+                break
+            started = time.monotonic()
+            try:
+                for company, company_contracts in contracts.grouped("company_id").items():
+                    if try_lock_for_valuation(self.env.cr, company.id):
+                        company_contracts.with_company(company)._iot_current_schedules()._iot_value_usage(None)
+                    else:
+                        busy.add(company.id)
+            except psycopg2.errors.TransactionRollbackError:
+                # A billing chunk committed these schedules just before the lock: value them again.
+                self.env.cr.rollback()
+                self.env.invalidate_all()
+                continue
+            last_id = contracts[-1].id
+            Param.set_param(VALUATION_CURSOR, "%s:%d" % (today, last_id))
+            self.env.cr.commit()
+            done += len(contracts)
+            longest = max(longest, time.monotonic() - started)
+        remaining = self.search_count(
+            [("state", "=", "running"), ("id", ">", last_id), ("company_id", "not in", list(busy))]
+        )
+        done = budget.add_done(done)  # the calls before in the series count: see CronBudget
+        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
+        if remaining and done:
+            # Left ready after ten calls, the cron would wait for the workers' next poll.
+            self.env.ref("iot_usage.iot_usage_value_current_cron").sudo()._trigger()

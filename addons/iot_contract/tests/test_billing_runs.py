@@ -1,0 +1,115 @@
+from datetime import date
+from unittest.mock import patch
+
+from odoo import SUPERUSER_ID, api
+from odoo.addons.iot_contract.tools import try_lock_for_valuation
+from odoo.addons.iot_device.tools import ApiInputError
+from odoo.exceptions import AccessError
+from odoo.tests import Form, freeze_time, tagged
+
+from .common import IotContractCommon
+
+
+@tagged("post_install", "-at_install")
+class TestBillingRuns(IotContractCommon):
+    """What a run shows: its progress, its failures (chatter, activity), api_status, chunk size."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.second = cls.env["iot.contract"].create(
+            {
+                "name": "Second",
+                "reference": "IOT-RUNS-2",
+                "partner_id": cls.customer.id,
+                "journal_id": cls.sale_journal.id,
+            }
+        )
+
+    def setUp(self):
+        super().setUp()
+        for index, contract in enumerate((self.contract, self.second)):
+            self._activate(self._pending_device("RUNS-%d" % index), contract=contract)
+
+    def test_small_run_is_answered_at_once_with_one_chunk(self):
+        answer = self._run_billing("2022-04-30")
+        run = self.BillingRun.browse(answer["run_id"])
+        self.assertEqual(answer["state"], "done")
+        self.assertEqual((answer["schedules_done"], answer["schedules_remaining"], answer["chunks"]), (2, 0, 1))
+        self.assertEqual(len(answer["invoice_ids"]), 2)
+        self.assertEqual((run.chunk_ids.contract_count, run.chunk_ids.schedule_count), (2, 2))
+        self.assertTrue(run.date_started and run.date_finished)
+        self.assertIn("Billed 2 schedules of 2 contracts in 2 invoices", run.message_ids[0].body)
+
+    def test_run_larger_than_a_chunk_is_left_to_the_chunk_crons(self):
+        self.env["ir.config_parameter"].set_param("iot_contract.billing_chunk_contracts", "1")
+        crons = self.env.ref("iot_contract.iot_billing_run_chunk_cron") | self.env.ref(
+            "iot_contract.iot_billing_run_chunk_cron_2"
+        )
+        answer = self._run_billing("2022-04-30")
+        self.assertEqual(answer["state"], "running")
+        self.assertEqual((answer["schedules_done"], answer["schedules_remaining"], answer["invoice_ids"]), (0, 2, []))
+        triggers = self.env["ir.cron.trigger"].search([("cron_id", "in", crons.ids)])
+        self.assertEqual(triggers.cron_id, crons, "both chunk workers are started")
+        run = self.BillingRun.browse(answer["run_id"])
+        self.assertIn("billed in the background", run.message_ids[0].body)
+
+    def test_failed_contract_is_visible_on_run_contract_and_billing_activity(self):
+        original = type(self.env["iot.contract"])._iot_invoice_schedules
+
+        def failing(contracts, schedules, run):
+            if self.second in contracts:
+                raise ValueError("no journal for this test")
+            return original(contracts, schedules, run)
+
+        with patch.object(type(self.env["iot.contract"]), "_iot_invoice_schedules", failing):
+            answer = self._run_billing("2022-04-30")
+        run = self.BillingRun.browse(answer["run_id"])
+        self.assertEqual(run.state, "error")
+        self.assertEqual([error["contract"] for error in answer["errors"]], ["IOT-RUNS-2"])
+        self.assertEqual(len(answer["invoice_ids"]), 1, "the other contract is billed")
+        self.assertTrue(any("IOT-RUNS-2: no journal for this test" in message.body for message in run.message_ids))
+        self.assertIn(self.billing_user, run.activity_ids.user_id)
+        self.assertTrue(any("no journal for this test" in message.body for message in self.second.message_ids))
+
+    def test_api_status_checks_its_input_and_the_company(self):
+        answer = self._run_billing("2022-04-30")
+        status = self.BillingRun.with_user(self.billing_user).api_status(answer["run_id"])
+        self.assertEqual(
+            {key: status[key] for key in ("run_id", "state", "invoice_ids")},
+            {key: answer[key] for key in ("run_id", "state", "invoice_ids")},
+        )
+        with self.assertRaises(ApiInputError):
+            self.BillingRun.api_status("1")
+        with self.assertRaises(ApiInputError):
+            self.BillingRun.api_status(answer["run_id"] + 1000)
+        other = self.env["res.company"].create({"name": "Other runs company"})
+        self.billing_user.company_ids |= other
+        with self.assertRaises(AccessError):
+            self.BillingRun.with_user(self.billing_user).with_company(other).api_status(answer["run_id"])
+
+    def test_run_meeting_the_valuation_waits_for_it_instead_of_skipping(self):
+        # Another transaction values the company's usage: it holds the company's lock.
+        with self.registry.cursor() as valuation_cr:
+            self.assertTrue(try_lock_for_valuation(valuation_cr, self.company.id))
+            answer = self._run_billing("2022-04-30")
+            valuation_cr.rollback()
+        self.assertEqual((answer["state"], answer["schedules_skipped"], answer["schedules_done"]), ("running", 0, 0))
+        self.assertEqual(answer["schedules_remaining"], 2)
+
+    def test_valuation_lock_is_one_per_company(self):
+        other = self.env["res.company"].create({"name": "Other valuation company"})
+        with self.registry.cursor() as valuation_cr:
+            env = api.Environment(valuation_cr, SUPERUSER_ID, {})
+            self.assertTrue(try_lock_for_valuation(env.cr, other.id))
+            answer = self._run_billing("2022-04-30")
+            valuation_cr.rollback()
+        self.assertEqual(answer["state"], "done", "another company's valuation does not hold this one")
+
+    def test_wizard_creates_the_run_starts_it_and_opens_it(self):
+        with freeze_time("2022-05-02"):
+            wizard_form = Form(self.env["iot.billing.run.wizard"].with_user(self.billing_user))
+            wizard_form.date = date(2022, 4, 30)
+            action = wizard_form.save().action_run()
+        run = self.BillingRun.browse(action["res_id"])
+        self.assertEqual((run.state, run.schedule_count, run.invoice_count), ("done", 2, 2))

@@ -1,0 +1,177 @@
+"""Billing runs on a real Odoo server with cron threads: killed mid-run, resumed; valuation meanwhile.
+
+Each test bills the contracts of a company of its own, in one-contract chunks, with a
+second Odoo process that runs the chunk crons (two cron threads: two workers on one
+run). The session server (no cron thread) only sets the data up. While a test runs,
+every other cron of the database is paused, so that nothing but billing runs there.
+"""
+
+import time
+import uuid
+
+import psycopg2
+import pytest
+from bridge_fixtures import OdooServer, sql, wait_until
+
+from odoo.addons.iot_contract.tools import LOCK_NAMESPACE
+
+CONTRACTS = 30
+MONTHS = ("2023-01-31", "2023-02-28", "2023-03-31")
+
+
+def _chunk_crons(db):
+    return [row[0] for row in sql(db, """
+        SELECT res_id FROM ir_model_data
+         WHERE module = 'iot_contract' AND name IN ('iot_billing_run_chunk_cron', 'iot_billing_run_chunk_cron_2')""")]
+
+
+@pytest.fixture(name="only_billing_crons")
+def only_billing_crons_fixture(server_db):
+    """Pause every other active cron and make chunks one contract each; undo both afterwards."""
+    chunk_crons = _chunk_crons(server_db)
+    paused = [row[0] for row in sql(server_db, "SELECT id FROM ir_cron WHERE active AND id != ALL(%s)", (chunk_crons,))]
+    sql(server_db, "UPDATE ir_cron SET active = false WHERE id = ANY(%s)", (paused,))
+    sql(server_db, """
+        INSERT INTO ir_config_parameter (key, value, create_uid, write_uid, create_date, write_date)
+        VALUES ('iot_contract.billing_chunk_contracts', '1', 1, 1, now(), now())
+        ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value""")
+    try:
+        yield
+    finally:
+        sql(server_db, "DELETE FROM ir_config_parameter WHERE key = 'iot_contract.billing_chunk_contracts'")
+        sql(server_db, "UPDATE ir_cron SET active = true WHERE id = ANY(%s)", (paused,))
+
+
+@pytest.fixture(name="fleet")
+def fleet_fixture(odoo_server):
+    """A company of its own with CONTRACTS running contracts, one item each from January 2023."""
+    rpc, tag = odoo_server.rpc, uuid.uuid4().hex[:8]
+    company = rpc("res.company", "create", {"name": "Runs " + tag})
+    admin = rpc("res.users", "search", [("login", "=", "admin")])
+    rpc("res.users", "write", admin, {"company_ids": [(4, company)]})
+    rpc("account.chart.template", "try_loading", [], "generic_coa", company, False)
+    context = {"allowed_company_ids": [company]}
+    partner = rpc("res.partner", "create", {"name": "Runs customer " + tag}, context=context)
+    plan = rpc("product.product", "create", {"name": "Runs plan", "default_code": "RUNS-" + tag, "type": "service",
+                                             "list_price": 10.0, "iot_is_plan": True, "company_id": company,
+                                             "taxes_id": [(6, 0, [])]}, context=context)
+    contracts = rpc("iot.contract", "create", [
+        {"name": "Runs %d" % index, "reference": "RUNS-%s-%d" % (tag, index), "partner_id": partner,
+         "auto_post": False} for index in range(CONTRACTS)], context=context)
+    rpc("iot.contract.item", "create", [
+        {"contract_id": contract, "product_id": plan, "date_start": "2023-01-01", "name": "Item %d" % contract}
+        for contract in contracts], context=context)
+    rpc("iot.contract", "write", contracts, {"state": "running"}, context=context)
+    return {"company": company, "contracts": contracts, "context": context}
+
+
+def _status(server, run_id, context):
+    return server.rpc("iot.billing.run", "api_status", run_id, context=context)
+
+
+def _billed(db, contracts):
+    """Per schedule of these contracts due by March: (state, invoice) and the invoice lines per schedule."""
+    return sql(db, """
+        SELECT s.id, s.state, s.invoice_id,
+               (SELECT count(*) FROM account_move_line l
+                 WHERE l.move_id = s.invoice_id AND l.display_type = 'product')
+          FROM iot_invoicing_schedule s
+         WHERE s.contract_id = ANY(%s) AND s.invoice_date <= '2023-03-31'""", (contracts,))
+
+
+def _chunk_cron_calls(db):
+    return sql(db, "SELECT count(*) FROM ir_cron_progress WHERE cron_id = ANY(%s)", (_chunk_crons(db),))[0][0]
+
+
+def _wake_crons(db):
+    sql("postgres", "SELECT pg_notify(%s, %s)", ("cron_trigger", db))  # the channel Odoo listens on
+
+
+def test_run_killed_mid_run_resumes_and_bills_each_schedule_once(
+        odoo_server, server_db, bridge_workdir, fleet, only_billing_crons):
+    context = fleet["context"]
+    answer = odoo_server.rpc("iot.billing.run", "api_run", MONTHS[-1], context=context)
+    assert answer["state"] == "running", answer  # CONTRACTS one-contract chunks: not one chunk
+    assert answer["invoice_ids"] == [] and answer["schedules_remaining"] == CONTRACTS * len(MONTHS)
+    run_id = answer["run_id"]
+
+    workers = OdooServer(server_db, bridge_workdir, cron_threads=2)
+    workers.start()
+    try:
+        _wake_crons(server_db)
+        wait_until(lambda: _status(odoo_server, run_id, context)["chunks"] >= 3, 120, interval=0.05,
+                   message="three chunks committed")
+        workers.kill()  # SIGKILL: no cleanup, whatever the chunk in progress held is rolled back
+        before = _status(odoo_server, run_id, context)
+        assert before["state"] == "running" and before["schedules_remaining"] > 0, before
+        assert before["schedules_done"] == len(before["invoice_ids"]), before  # one invoice per schedule here
+
+        workers = OdooServer(server_db, bridge_workdir, cron_threads=2)
+        workers.start()
+
+        def finished():
+            _wake_crons(server_db)  # the cron threads wake on this (else at their next poll, <= 60 s)
+            status = _status(odoo_server, run_id, context)
+            return status if status["state"] != "running" else None
+
+        after = wait_until(finished, 180, interval=1, message="the run to finish after the restart")
+    finally:
+        workers.stop()
+
+    assert after["state"] == "done", after
+    assert after["errors"] == [] and after["schedules_skipped"] == 0
+    assert after["schedules_done"] == CONTRACTS * len(MONTHS) and after["schedules_remaining"] == 0
+    assert after["chunks"] > before["chunks"]
+    billed = _billed(server_db, fleet["contracts"])
+    assert len(billed) == CONTRACTS * len(MONTHS)
+    assert {state for _id, state, _invoice, _lines in billed} == {"invoiced"}, "none forgotten"
+    invoices = [invoice for _id, _state, invoice, _lines in billed]
+    assert len(set(invoices)) == len(invoices) == len(after["invoice_ids"]), "none billed twice"
+    assert {lines for *_rest, lines in billed} == {1}
+    assert sorted(after["invoice_ids"]) == sorted(invoices)
+    # Prepared once, finished once: one "done" state change in the chatter, one summary.
+    messages = odoo_server.rpc("mail.message", "search_read",
+                               [("model", "=", "iot.billing.run"), ("res_id", "=", run_id)], ["body"])
+    assert sum("Billed %d schedules" % (CONTRACTS * len(MONTHS)) in message["body"] for message in messages) == 1
+    workers_seen = {row[0] for row in sql(server_db, "SELECT worker FROM iot_billing_run_chunk WHERE run_id = %s",
+                                          (run_id,))}
+    assert len(workers_seen) >= 2, "the chunks were billed by the first and the restarted process"
+
+
+def test_run_waits_for_the_valuation_and_skips_nothing(
+        odoo_server, server_db, bridge_workdir, fleet, only_billing_crons):
+    context = fleet["context"]
+    workers = OdooServer(server_db, bridge_workdir, cron_threads=2)
+    workers.start()
+    try:
+        # The valuation of the company's running periods, as the daily cron does it: the
+        # company's lock, then its schedules updated, in a transaction still open.
+        valuation = psycopg2.connect(host="127.0.0.1", user="root", dbname=server_db)
+        try:
+            with valuation.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, fleet["company"]))
+                cursor.execute("UPDATE iot_invoicing_schedule SET write_date = now() WHERE contract_id = ANY(%s)",
+                               (fleet["contracts"],))
+            calls_before = _chunk_cron_calls(server_db)
+            answer = odoo_server.rpc("iot.billing.run", "api_run", MONTHS[-1], context=context)
+            assert answer["state"] == "running"
+            _wake_crons(server_db)
+            wait_until(lambda: _chunk_cron_calls(server_db) > calls_before, 90, message="a chunk cron call")
+            time.sleep(2)  # the workers try the lock again every second
+            held = _status(odoo_server, answer["run_id"], context)
+            assert (held["state"], held["chunks"], held["schedules_done"]) == ("running", 0, 0), held
+            valuation.commit()
+        finally:
+            valuation.close()
+
+        def finished():
+            _wake_crons(server_db)
+            status = _status(odoo_server, answer["run_id"], context)
+            return status if status["state"] != "running" else None
+
+        after = wait_until(finished, 180, interval=1, message="the run to finish after the valuation")
+    finally:
+        workers.stop()
+    assert (after["state"], after["schedules_skipped"], after["errors"]) == ("done", 0, []), after
+    assert after["schedules_done"] == CONTRACTS * len(MONTHS)
+    assert {state for _id, state, _invoice, _lines in _billed(server_db, fleet["contracts"])} == {"invoiced"}
