@@ -4,7 +4,7 @@ from datetime import datetime
 import pytz
 
 from odoo import api, fields, models
-from odoo.addons.iot_contract.tools import split_periods
+from odoo.addons.iot_contract.tools import split_periods, try_lock_for_valuation
 from odoo.exceptions import UserError
 from odoo.tools import SQL
 
@@ -492,10 +492,16 @@ class IotUsageBucket(models.Model):
     def _cron_compact(self, chunk=20000):
         """Merge the buckets of one interval that several connections wrote (see UPSERT_BUCKETS_SQL)
         once the interval is over: an interval keeps one bucket per billing state. One chunk of
-        intervals per call; the cron runs again at once while some are left (progress API)."""
+        intervals per call; the cron runs again at once while some are left (progress API).
+        A company being billed is left for the next call: merging takes the company's lock the
+        valuation takes (``iot_contract/tools/billing_lock.py``), so that a billing run never
+        meets a bucket being merged."""
         self.flush_model()
+        companies = [company_id for company_id in self.env["res.company"].sudo().search([]).ids
+                     if try_lock_for_valuation(self.env.cr, company_id)]
         self.env.cr.execute(COMPACT_BUCKETS_SQL, {
-            "closed_before": fields.Datetime.subtract(fields.Datetime.now(), hours=1), "chunk": chunk})
+            "closed_before": fields.Datetime.subtract(fields.Datetime.now(), hours=1), "chunk": chunk,
+            "company_ids": companies})
         merged = self.env.cr.rowcount
         self.invalidate_model()
         self.env["ir.cron"]._notify_progress(done=merged, remaining=int(merged == chunk))
@@ -628,7 +634,7 @@ COMPACT_BUCKETS_SQL = """
     WITH interval_state AS (
         SELECT device_id, metric_id, bucket_start, state, schedule_id, is_late
           FROM iot_usage_bucket
-         WHERE bucket_stop <= %(closed_before)s
+         WHERE bucket_stop <= %(closed_before)s AND company_id = ANY(%(company_ids)s)
          GROUP BY device_id, metric_id, bucket_start, state, schedule_id, is_late
         HAVING count(*) > 1
          LIMIT %(chunk)s
