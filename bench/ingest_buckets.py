@@ -70,10 +70,12 @@ def ingest(server, round_id, total, devices, batch_size, clients):
 
 
 def table_bytes(db, table):
+    """Bytes of a table with its indexes; of all its partitions for a partitioned one."""
     rows = sql(db, "SELECT to_regclass(%s) IS NOT NULL", (table,))
     if not rows[0][0]:
         return 0
-    return sql(db, "SELECT pg_total_relation_size(%s)", (table,))[0][0]
+    return sql(db, "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM pg_partition_tree(%s)",
+               (table,))[0][0]
 
 
 def main():
@@ -112,7 +114,7 @@ def main():
             stored = sql(db, "SELECT count(*) FROM iot_usage")[0][0]
             # Closed buckets settle at their live size once vacuumed (adding rewrites a row).
             for table in ("iot_usage", "iot_usage_bucket"):
-                if table_bytes(db, table):
+                if sql(db, "SELECT to_regclass(%s) IS NOT NULL", (table,))[0][0]:
                     sql(db, "VACUUM FULL %s" % table)
             sizes[name] = (stored, table_bytes(db, "iot_usage"), table_bytes(db, "iot_usage_bucket"),
                            sql(db, "SELECT count(*) FROM iot_usage_bucket")[0][0]

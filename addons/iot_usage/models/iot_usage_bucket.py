@@ -102,9 +102,13 @@ UPSERT_BUCKETS_SQL = """
                                  THEN excluded.last_quantity ELSE iot_usage_bucket.last_quantity END,
             last_seq = CASE WHEN excluded.last_at >= iot_usage_bucket.last_at
                             THEN excluded.last_seq ELSE iot_usage_bucket.last_seq END,
-            distinct_values = iot_merge_distinct(iot_usage_bucket.distinct_values, excluded.distinct_values),
-            quantity_counts = iot_merge_counts(iot_usage_bucket.quantity_counts, excluded.quantity_counts)
-        RETURNING 1
+            -- Merged only when the batch brings values (a metric that a rule needs them for).
+            distinct_values = CASE WHEN excluded.distinct_values IS NULL THEN iot_usage_bucket.distinct_values
+                                   ELSE iot_merge_distinct(iot_usage_bucket.distinct_values, excluded.distinct_values)
+                              END,
+            quantity_counts = CASE WHEN excluded.quantity_counts IS NULL THEN iot_usage_bucket.quantity_counts
+                                   ELSE iot_merge_counts(iot_usage_bucket.quantity_counts, excluded.quantity_counts)
+                              END
     )
 """
 
