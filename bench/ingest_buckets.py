@@ -74,8 +74,10 @@ def table_bytes(db, table):
     rows = sql(db, "SELECT to_regclass(%s) IS NOT NULL", (table,))
     if not rows[0][0]:
         return 0
-    return sql(db, "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM pg_partition_tree(%s)",
-               (table,))[0][0]
+    return sql(db, """SELECT CASE WHEN c.relkind = 'p'
+                                  THEN (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree(c.oid))
+                                  ELSE pg_total_relation_size(c.oid) END
+                        FROM pg_class c WHERE c.oid = %s::regclass""", (table,))[0][0]
 
 
 def main():
