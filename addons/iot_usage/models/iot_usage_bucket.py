@@ -529,7 +529,7 @@ class IotUsageBucket(models.Model):
         }
 
     def _reopen(self):
-        """Back to 'to value'; a bucket of the same interval already open takes its figures."""
+        """Back to 'to value', detached from any schedule (see REOPEN_BUCKETS_SQL)."""
         if not self:
             return
         self.flush_model()
@@ -586,49 +586,15 @@ ASSIGN_BUCKETS_SQL = """
      WHERE bucket.id = candidate.bucket_id
 """
 
-# Reopened buckets whose interval already has an open bucket are folded into it (the
-# unique open bucket per interval is what ingestion adds to), the others simply reopen.
+# Reopened buckets belong to no connection any more (writer NULL: a unique index treats NULLs
+# as distinct), so they never collide with a bucket still open for their interval, nor with
+# each other; ingestion adds to its own writer's bucket, and the merge cron folds them
+# together once the interval is over.
 REOPEN_BUCKETS_SQL = """
-    WITH reopened AS (
-        SELECT bucket.*, open_bucket.id AS open_id
-          FROM iot_usage_bucket bucket
-          LEFT JOIN iot_usage_bucket open_bucket ON open_bucket.state = 'to_value'
-           AND open_bucket.device_id = bucket.device_id AND open_bucket.metric_id = bucket.metric_id
-           AND open_bucket.bucket_start = bucket.bucket_start AND open_bucket.writer = bucket.writer
-         WHERE bucket.id = ANY(%s) AND bucket.state != 'to_value'
-    ),
-    folded AS (
-        UPDATE iot_usage_bucket open_bucket
-           SET reading_count = open_bucket.reading_count + reopened.reading_count,
-               quantity_sum = open_bucket.quantity_sum + reopened.quantity_sum,
-               quantity_min = least(open_bucket.quantity_min, reopened.quantity_min),
-               quantity_max = greatest(open_bucket.quantity_max, reopened.quantity_max),
-               first_at = CASE WHEN reopened.first_at <= open_bucket.first_at
-                               THEN reopened.first_at ELSE open_bucket.first_at END,
-               first_quantity = CASE WHEN reopened.first_at <= open_bucket.first_at
-                                     THEN reopened.first_quantity ELSE open_bucket.first_quantity END,
-               first_seq = CASE WHEN reopened.first_at <= open_bucket.first_at
-                                THEN reopened.first_seq ELSE open_bucket.first_seq END,
-               last_at = CASE WHEN reopened.last_at > open_bucket.last_at
-                              THEN reopened.last_at ELSE open_bucket.last_at END,
-               last_quantity = CASE WHEN reopened.last_at > open_bucket.last_at
-                                    THEN reopened.last_quantity ELSE open_bucket.last_quantity END,
-               last_seq = CASE WHEN reopened.last_at > open_bucket.last_at
-                               THEN reopened.last_seq ELSE open_bucket.last_seq END,
-               distinct_values = iot_merge_distinct(open_bucket.distinct_values, reopened.distinct_values),
-               quantity_counts = iot_merge_counts(open_bucket.quantity_counts, reopened.quantity_counts)
-          FROM reopened
-         WHERE open_bucket.id = reopened.open_id
-        RETURNING reopened.id
-    ),
-    dropped AS (
-        DELETE FROM iot_usage_bucket WHERE id IN (SELECT id FROM folded)
-    )
-    UPDATE iot_usage_bucket bucket
+    UPDATE iot_usage_bucket
        SET state = 'to_value', schedule_id = NULL, contract_item_id = NULL, is_late = false,
-           reject_reason = NULL
-      FROM reopened
-     WHERE bucket.id = reopened.id AND reopened.open_id IS NULL
+           reject_reason = NULL, writer = NULL
+     WHERE id = ANY(%s) AND state != 'to_value'
 """
 
 # Buckets of one closed interval in the same state (same schedule, lateness and reason) are

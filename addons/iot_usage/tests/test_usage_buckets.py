@@ -6,7 +6,7 @@ from odoo import SUPERUSER_ID, api
 from odoo.addons.iot_usage.models.iot_usage_calculator import UsageScope, price_amount
 from odoo.exceptions import UserError, ValidationError
 from odoo.sql_db import db_connect
-from odoo.tests import TransactionCase, tagged
+from odoo.tests import TransactionCase, freeze_time, tagged
 
 from .common import IotUsageCommon
 
@@ -180,6 +180,25 @@ class TestUsageBuckets(IotUsageCommon):
         )
         self.assertEqual(self.env["iot.usage.calculator"]._evaluate([scope]), before, "same figures, fewer rows")
         self.assertEqual(self.env["iot.usage.bucket"]._cron_compact(), 0, "nothing left to merge")
+
+    def test_an_undone_invoice_sends_its_buckets_back_even_several_of_one_hour(self):
+        self.env["iot.usage.calculator"].create({
+            "name": "Energy", "product_tmpl_id": self.plan.product_tmpl_id.id, "metric_id": self.metric_kwh.id,
+            "pricing": "per_unit", "unit_price": 1})
+        self.api.api_ingest([self._reading(quantity="2", timestamp="2022-04-14T10:05:00Z")])
+        with freeze_time("2022-04-20"):
+            self.contract.action_iot_value_usage()  # Update usage: the hour's bucket is valued
+        self.api.api_ingest([self._reading(quantity="3", timestamp="2022-04-14T10:30:00Z")])
+        hour = self._bucket_at("2022-04-14T10:00:00Z")
+        self.assertEqual(sorted(hour.mapped("state")), ["to_value", "valued"], "two buckets of one hour")
+        invoice = self.env["account.move"].browse(self._run("2022-04-30")["invoice_ids"])
+        april = self.device_1.contract_item_ids.schedule_ids.filtered(lambda s: str(s.date_from) == "2022-04-01")
+        self.assertEqual((april.usage_quantity, set(hour.mapped("state"))), (5, {"invoiced"}))
+        invoice.button_cancel()
+        self.assertEqual(set(hour.mapped("state")), {"to_value"})
+        again = self.env["account.move"].browse(self._run("2022-04-30")["invoice_ids"])
+        self.assertEqual((april.usage_quantity, april.usage_amount), (5, 5.0))
+        self.assertEqual(again.amount_untaxed, invoice.amount_untaxed, "billed again, once")
 
     def test_gateway_aggregates_go_straight_into_buckets(self):
         aggregate = {
