@@ -11,6 +11,7 @@ import platform
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import psycopg2
@@ -63,6 +64,37 @@ def ensure_database(db, reset=False):
              "--without-demo=all", "--stop-after-init", "--log-level=warn"],
             cwd=ROOT, check=True,
         )
+
+
+def install(tree, db):
+    """A new database ``db`` with the modules of the checkout ``tree`` (this one or another)."""
+    subprocess.run([sys.executable, "bin/devtool.py", "dropdb", db], cwd=ROOT, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "odoo", "-c", "odoo.conf", "-d", db, "-i", MODULES, "--without-demo=all",
+         "--stop-after-init", "--log-level=warn"],
+        cwd=tree, check=True,
+    )
+
+
+def send_batches(server, batches, clients, model="iot.usage", method="api_ingest"):
+    """Send ``batches`` through ``clients`` concurrent RPC clients; returns (answers, seconds)."""
+    answers = []
+    lock = threading.Lock()
+
+    def worker(mine):
+        client = server.client()
+        for batch in mine:
+            answer = client(model, method, batch)
+            with lock:
+                answers.append(answer)
+
+    threads = [threading.Thread(target=worker, args=(batches[i::clients],)) for i in range(clients)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers, time.monotonic() - started
 
 
 def fresh_copy(template, name):

@@ -14,21 +14,12 @@ the largest (1.0: billing does not depend on the raw readings per device).
 
 import os
 import subprocess
-import sys
 import time
 
-from benchlib import MODULES, ROOT, OdooServer, fresh_copy, machine, parser, print_table, sql
+from benchlib import ROOT, OdooServer, fresh_copy, install, machine, parser, print_table, sql
 
 PLAN = "BB-PLAN"
 
-
-def install(tree, db):
-    subprocess.run([sys.executable, "bin/devtool.py", "dropdb", db], cwd=ROOT, check=True)
-    subprocess.run(
-        [sys.executable, "-m", "odoo", "-c", "odoo.conf", "-d", db, "-i", MODULES, "--without-demo=all",
-         "--stop-after-init", "--log-level=warn"],
-        cwd=tree, check=True,
-    )
 
 
 def setup(client, devices, readings):

@@ -13,22 +13,11 @@ after / before, and the bytes on disk per reading of the raw table and of the bu
 import os
 import statistics
 import subprocess
-import sys
-import threading
-import time
 
-from benchlib import MODULES, ROOT, OdooServer, machine, parser, print_table, sql
+from benchlib import ROOT, OdooServer, install, machine, parser, print_table, send_batches, sql
 
 IDENTIFIER = "BK-%05d"
 
-
-def install(tree, db):
-    subprocess.run([sys.executable, "bin/devtool.py", "dropdb", db], cwd=ROOT, check=True)
-    subprocess.run(
-        [sys.executable, "-m", "odoo", "-c", "odoo.conf", "-d", db, "-i", MODULES, "--without-demo=all",
-         "--stop-after-init", "--log-level=warn"],
-        cwd=tree, check=True,
-    )
 
 
 def readings(round_id, total, devices, batch_size):
@@ -50,22 +39,9 @@ def readings(round_id, total, devices, batch_size):
 
 
 def ingest(server, round_id, total, devices, batch_size, clients):
-    batches = list(readings(round_id, total, devices, batch_size))
-    accepted = []
-
-    def worker(mine):
-        client = server.client()
-        for batch in mine:
-            accepted.append(client("iot.usage", "api_ingest", batch)["accepted"])
-
-    threads = [threading.Thread(target=worker, args=(batches[i::clients],)) for i in range(clients)]
-    start = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - start
-    assert sum(accepted) == total, (sum(accepted), total)
+    answers, elapsed = send_batches(server, list(readings(round_id, total, devices, batch_size)), clients)
+    accepted = sum(answer["accepted"] for answer in answers)
+    assert accepted == total, (accepted, total)
     return total / elapsed
 
 

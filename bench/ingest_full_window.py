@@ -12,11 +12,9 @@ would show as a lower rate on the full database.
 """
 
 import statistics
-import threading
-import time
 from datetime import UTC, datetime
 
-from benchlib import OdooServer, ensure_database, machine, parser, print_table, sql
+from benchlib import OdooServer, ensure_database, machine, parser, print_table, send_batches, sql
 from usage_storage import generate
 
 
@@ -38,22 +36,9 @@ def readings(round_id, total, devices):
 
 
 def ingest(server, round_id, total, devices, clients=2):
-    batches = list(readings(round_id, total, devices))
-    accepted = []
-
-    def worker(mine):
-        client = server.client()
-        for batch in mine:
-            accepted.append(client("iot.usage", "api_ingest", batch)["accepted"])
-
-    threads = [threading.Thread(target=worker, args=(batches[i::clients],)) for i in range(clients)]
-    started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - started
-    assert sum(accepted) == total, (sum(accepted), total)
+    answers, elapsed = send_batches(server, list(readings(round_id, total, devices)), clients)
+    accepted = sum(answer["accepted"] for answer in answers)
+    assert accepted == total, (accepted, total)
     return total / elapsed
 
 

@@ -13,10 +13,9 @@ without foreign keys (the raw ceiling).
 """
 
 import io
-import threading
 import time
 
-from benchlib import OdooServer, connect, ensure_database, machine, parser, print_table, sql
+from benchlib import OdooServer, connect, ensure_database, machine, parser, print_table, send_batches, sql
 
 IDENTIFIER = "BI-%06d"
 
@@ -44,23 +43,7 @@ def batches(config_id, total, batch_size, duplicates, devices):
 
 def run_rpc(server, config_id, total, batch_size, duplicates, devices, clients):
     all_batches = list(batches(config_id, total, batch_size, duplicates, devices))
-    results = []
-    lock = threading.Lock()
-
-    def worker(my_batches):
-        client = server.client()
-        for batch in my_batches:
-            result = client("iot.usage", "api_ingest", batch)
-            with lock:
-                results.append(result)
-
-    threads = [threading.Thread(target=worker, args=(all_batches[i::clients],)) for i in range(clients)]
-    start = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - start
+    results, elapsed = send_batches(server, all_batches, clients)
     sent = sum(len(batch) for batch in all_batches)
     accepted = sum(result["accepted"] for result in results)
     dup = sum(result["duplicates"] for result in results)

@@ -242,6 +242,12 @@ class IotUsage(models.Model):
                 self._insert_keys_only(unkept) if unkept else 0)
             # Stored now (or already): an earlier refusal of the same entry is settled.
             self.env["iot.usage.reject"]._supersede(rows)
+        return self._answer(rows, accepted, rejected, source)
+
+    @api.model
+    def _answer(self, rows, accepted, rejected, source):
+        """Keep the refused entries ``(index, entry, device, reason)`` and answer the batch:
+        ``rows`` were valid, ``accepted`` of them stored (the others were duplicates)."""
         if rejected:
             self._store_rejected([(entry, device, reason) for _i, entry, device, reason in rejected], source)
         return {
@@ -310,13 +316,7 @@ class IotUsage(models.Model):
             {
                 "source": source,
                 "now": fields.Datetime.now(),
-                "device_ids": [row["device_id"] for row in rows],
-                "company_ids": [row["company_id"] for row in rows],
-                "metric_ids": [row["metric_id"] for row in rows],
-                "quantities": [row["quantity"] for row in rows],
-                "timestamps": [row["timestamp"] for row in rows],
-                "message_ids": [row["message_id"] for row in rows],
-                "payloads": [row["payload"] for row in rows],
+                **_reading_arrays(rows),
                 **_value_list_params(value_lists),
             },
         )
@@ -403,13 +403,7 @@ class IotUsage(models.Model):
             + Bucket._aggregate_readings_sql("inserted", value_lists)
             + "SELECT count(*) FROM inserted",
             {
-                "device_ids": [row["device_id"] for row in rows],
-                "company_ids": [row["company_id"] for row in rows],
-                "metric_ids": [row["metric_id"] for row in rows],
-                "quantities": [row["quantity"] for row in rows],
-                "timestamps": [row["timestamp"] for row in rows],
-                "message_ids": [row["message_id"] for row in rows],
-                "payloads": [row["payload"] for row in rows],
+                **_reading_arrays(rows),
                 **_value_list_params(value_lists),
             },
         )
@@ -503,16 +497,7 @@ class IotUsage(models.Model):
             self._prepare_partitions(row["timestamp_from"] for row in rows)
             accepted = self._insert_aggregates(rows, source)
             self.env["iot.usage.reject"]._supersede(rows)
-        if rejected:
-            self._store_rejected([(entry, device, reason) for _i, entry, device, reason in rejected], source)
-        return {
-            "accepted": accepted,
-            "duplicates": len(rows) - accepted,
-            "rejected": sorted(
-                ({"index": index, "reason": reason} for index, _e, _d, reason in rejected),
-                key=lambda item: item["index"],
-            ),
-        }
+        return self._answer(rows, accepted, rejected, source)
 
     @api.model
     def _insert_aggregates(self, rows, source):
@@ -608,6 +593,18 @@ class IotUsage(models.Model):
         """Unreadable payloads: kept by ``iot.usage.reject.api_reject`` (the bridge calls this
         name on ``iot.usage``)."""
         return self.env["iot.usage.reject"].api_reject(items, source=source)
+
+
+def _reading_arrays(rows):
+    """The columns of parsed readings as the arrays the set-based inserts unnest."""
+    return {
+        array: [row[column] for row in rows]
+        for array, column in (
+            ("device_ids", "device_id"), ("company_ids", "company_id"), ("metric_ids", "metric_id"),
+            ("quantities", "quantity"), ("timestamps", "timestamp"), ("message_ids", "message_id"),
+            ("payloads", "payload"),
+        )
+    }
 
 
 def _is_aggregate(entry):
