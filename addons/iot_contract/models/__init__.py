@@ -7,6 +7,8 @@ from . import iot_invoicing_schedule
 from . import iot_billing_run
 from . import iot_billing_run_error
 from . import iot_billing_run_chunk
+from . import iot_billing_run_line
+from . import iot_billing_run_part
 from . import iot_device
 from . import account_move
 from . import account_move_line

@@ -133,7 +133,30 @@ class AccountMove(models.Model):
         self._iot_check_no_termination_credit()
         self._iot_free_periods()
 
+    def _iot_check_not_being_billed(self):
+        """An invoice a billing run is still filling (a contract billed in steps) is posted by the run."""
+        self.env["iot.billing.run.part"].flush_model()
+        self.env["iot.billing.run.line"].flush_model()
+        self.env.cr.execute(
+            """SELECT line.move_id FROM iot_billing_run_line line
+                WHERE line.move_id = ANY(%s)
+                  AND EXISTS (SELECT 1 FROM iot_billing_run_part part
+                               WHERE part.run_id = line.run_id AND part.contract_id = line.contract_id)
+                LIMIT 1""",
+            [self.ids],
+        )
+        row = self.env.cr.fetchone()
+        if row:
+            raise UserError(
+                self.env._(
+                    "Invoice %(invoice)s is still being built by its billing run (a large contract is billed "
+                    "in steps): the run posts it once every device is on it.",
+                    invoice=self.browse(row[0]).display_name,
+                )
+            )
+
     def _post(self, soft=True):
+        self._iot_check_not_being_billed()
         freed = self._iot_freed_invoices()
         if freed:
             raise UserError(

@@ -3,12 +3,13 @@ import os
 import socket
 import threading
 import time
+from decimal import Decimal
 
 import psycopg2
 from psycopg2 import errorcodes
 
-from odoo import api, fields, models
-from odoo.addons.iot_device.tools import ApiInputError
+from odoo import Command, api, fields, models
+from odoo.addons.iot_device.tools import ApiInputError, to_decimal
 from odoo.exceptions import UserError, ValidationError
 
 from ..tools import CronBudget, try_lock_for_billing
@@ -101,7 +102,9 @@ class IotBillingRun(models.Model):
     def _compute_remaining_count(self):
         for run in self:
             if run.state in ("draft", "running") and run.id:
-                run.remaining_count = self.env["iot.invoicing.schedule"].search_count(run._iot_remaining_domain())
+                run.remaining_count = self.env["iot.invoicing.schedule"].search_count(
+                    run._iot_remaining_domain()
+                ) + run._iot_staged_schedule_count()
             else:
                 run.remaining_count = 0
 
@@ -335,9 +338,26 @@ class IotBillingRun(models.Model):
             for contract, count in Schedule._read_group(domain, ["contract_id"], ["__count"])
             if excluded is None or contract.id not in excluded
         }
-        if not counts:
-            return "finished"
         max_contracts, max_schedules = self._iot_chunk_size()
+        if excluded is None:
+            # In the background, a contract larger than a chunk is billed in steps, one
+            # worker at a time; the one this worker claims is its chunk.
+            in_steps = self._iot_contracts_in_steps()
+            large = [
+                contract_id
+                for contract_id, count in counts.items()
+                if count > max_schedules and contract_id not in in_steps
+                and self.env["iot.contract"].browse(contract_id)._iot_billed_in_steps()
+            ]
+            stepped = sorted(in_steps + large)
+            claimed = self._iot_claim_contracts(stepped, 1) if stepped else []
+            if claimed:
+                return self._iot_bill_step(self.env["iot.contract"].browse(claimed[0]), started)
+            counts = {contract_id: count for contract_id, count in counts.items() if contract_id not in stepped}
+            if not counts:
+                return "held" if stepped else "finished"
+        elif not counts:
+            return "finished"
         # Answered at once, every due contract is tried: one held elsewhere is skipped.
         if excluded is not None:
             claimed = self._iot_claim_contracts(sorted(counts), len(counts), changed_is_held=True)
@@ -370,19 +390,22 @@ class IotBillingRun(models.Model):
             # In the background a schedule held elsewhere is looked at again by a later
             # chunk (billed there, or gone): not a skip.
             totals["skipped"] = 0
+        self._iot_log_chunk(len(kept), totals, len(errors), started)
+        return "billed"
+
+    def _iot_log_chunk(self, contract_count, totals, error_count, started):
         self.env["iot.billing.run.chunk"].create(
             {
                 "run_id": self.id,
-                "contract_count": len(kept),
+                "contract_count": contract_count,
                 "schedule_count": totals["schedules"],
                 "invoice_count": totals["invoices"],
                 "skipped_count": totals["skipped"],
-                "error_count": len(errors),
+                "error_count": error_count,
                 "duration": time.monotonic() - started,
                 "worker": "%s:%d/%s" % (socket.gethostname(), os.getpid(), threading.current_thread().name),
             }
         )
-        return "billed"
 
     def _iot_claim_contracts(self, contract_ids, limit, changed_is_held=False):
         """Lock up to ``limit`` of these contracts that no other transaction holds.
@@ -557,6 +580,274 @@ class IotBillingRun(models.Model):
             log_exceptions=False,
         )
         return bool(self.env.cr.fetchone())
+
+    # ------------------------------------------------------------------
+    # Contracts billed in steps
+    # ------------------------------------------------------------------
+    # A contract with more due schedules than a chunk takes (a fleet of a million devices
+    # on one contract) cannot be billed in one transaction under Odoo's time limits. Its
+    # run bills it in committed steps, one worker at a time (the contract's row lock):
+    #   1. stage: a slice of its due schedules is valued, its parts are stored with the key
+    #      of the invoice line they go to, and the schedules become "being invoiced";
+    #   2. invoice: once none is left, the invoices are created (draft) from the parts' sums;
+    #   3. link: slice by slice, the schedules are marked invoiced and their parts linked to
+    #      the invoice lines (what the invoice's detail reads), the parts deleted;
+    #   4. post: the invoices are posted (when the contract says so).
+    # Each step finds where the contract stands from the database: a crash loses at most
+    # the step under way, rolled back, and any worker goes on from there.
+
+    def _iot_contracts_in_steps(self):
+        self.env.cr.execute(
+            """SELECT contract_id FROM iot_billing_run_line WHERE run_id = %s
+                UNION SELECT DISTINCT contract_id FROM iot_billing_run_part WHERE run_id = %s""",
+            [self.id, self.id],
+        )
+        return [row[0] for row in self.env.cr.fetchall()]
+
+    def _iot_staged_schedule_count(self):
+        self.env.cr.execute(
+            "SELECT count(DISTINCT schedule_id) FROM iot_billing_run_part WHERE run_id = %s", [self.id]
+        )
+        return self.env.cr.fetchone()[0]
+
+    def _iot_bill_step(self, contract, started):
+        """Do the next step of a contract billed in steps (claimed by this transaction)."""
+        totals = {"schedules": 0, "skipped": 0, "invoices": 0}
+        errors = []
+        Line = self.env["iot.billing.run.line"]
+        lines = Line.search([("run_id", "=", self.id), ("contract_id", "=", contract.id)])
+        due = self.env["iot.invoicing.schedule"].search(
+            self._iot_remaining_domain() + [("contract_id", "=", contract.id)],
+            order="id",
+            limit=self._iot_chunk_size()[1],
+        )
+        unbilled = lines.filtered(lambda line: not line.move_id)
+        # Linking is plain bookkeeping of what is staged: an error there is a bug, which stops the run.
+        if due or unbilled or not self._iot_link_staged(contract, totals):
+            try:
+                with self.env.cr.savepoint():
+                    if due:
+                        self._iot_stage(contract, due.ids)
+                    elif unbilled:
+                        totals["invoices"] += len(self._iot_invoice_staged(contract, lines))
+                    else:
+                        self._iot_post_staged(contract, lines)
+            except Exception as error:  # noqa: BLE001 - any error of one contract is recorded
+                if isinstance(error, psycopg2.Error) and error.pgcode in CONCURRENT_UPDATE:
+                    raise  # another transaction changed its rows: the step starts again
+                self.env.invalidate_all()
+                _logger.warning("Billing run %s: contract %s failed: %s", self.id, contract.id, error)
+                if lines.move_id:
+                    # Complete and linked, the invoice waits in draft for the accountant.
+                    message = self.env._("Its invoice is left in draft, not posted: %(error)s", error=error)
+                    self._iot_delete_staged(contract)
+                else:
+                    message = str(error)
+                    self._iot_unstage(contract)
+                errors.append({
+                    "run_id": self.id,
+                    "contract_id": contract.id,
+                    "schedule_count": self.env["iot.invoicing.schedule"].search_count(
+                        self._due_schedule_domain() + [("contract_id", "=", contract.id)]
+                    ),
+                    "message": message,
+                })
+                self.env["iot.billing.run.error"].create(errors)
+        finished = contract.id not in self._iot_contracts_in_steps()
+        self._iot_log_chunk(1 if finished else 0, totals, len(errors), started)
+        return "billed"
+
+    def _iot_stage(self, contract, schedule_ids):
+        """Step 1: value a slice of the contract's due schedules and store their parts."""
+        contract._iot_check_price_precision()
+        schedules = self.env["iot.invoicing.schedule"]._iot_lock_planned(schedule_ids)
+        if not schedules:
+            return
+        schedules._iot_value_usage(self)
+        parts = schedules._iot_invoice_line_parts()
+        keys = [repr(key) for key in contract._iot_line_keys(parts)] if parts else []
+        cr = self.env.cr
+        cr.execute(
+            "SELECT id, invoice_date, device_id, date_from, date_to FROM iot_invoicing_schedule WHERE id = ANY(%s)",
+            [schedules.ids],
+        )
+        facts = {row[0]: row[1:] for row in cr.fetchall()}
+        self.env["iot.billing.run.line"].flush_model()
+        line_keys = sorted({(facts[part["schedule_id"]][0], key) for part, key in zip(parts, keys, strict=True)})
+        cr.execute(
+            """INSERT INTO iot_billing_run_line (run_id, company_id, contract_id, invoice_date, key)
+               SELECT %s, %s, %s, row.invoice_date, row.key
+                 FROM unnest(%s::date[], %s::varchar[]) AS row(invoice_date, key)
+               ON CONFLICT (run_id, contract_id, invoice_date, key) DO NOTHING""",
+            [self.id, self.company_id.id, contract.id, [day for day, _k in line_keys], [k for _d, k in line_keys]],
+        )
+        cr.execute(
+            "SELECT invoice_date, key, id FROM iot_billing_run_line WHERE run_id = %s AND contract_id = %s",
+            [self.id, contract.id],
+        )
+        line_ids = {(day, key): line_id for day, key, line_id in cr.fetchall()}
+        rows = []
+        for part, key in zip(parts, keys, strict=True):
+            invoice_date, device_id, date_from, date_to = facts[part["schedule_id"]]
+            rows.append((
+                part["schedule_id"], line_ids[invoice_date, key], part["kind"], part.get("valuation_id"),
+                to_decimal(part["quantity"]), to_decimal(part["price_unit"]), to_decimal(part["amount"]),
+            ))
+        # A schedule with nothing to bill is closed with its period: a row without line.
+        billed = {part["schedule_id"] for part in parts}
+        rows += [(sid, None, None, None, None, None, None) for sid in schedules.ids if sid not in billed]
+        columns = list(zip(*rows, strict=True))
+        cr.execute(
+            """INSERT INTO iot_billing_run_part (
+                   run_id, company_id, contract_id, invoice_date, schedule_id, line_id, kind, valuation_id,
+                   device_id, date_from, date_to, quantity, price_unit, amount)
+               SELECT %s, %s, %s, schedule.invoice_date, schedule.id, row.line_id, row.kind, row.valuation_id,
+                      schedule.device_id, schedule.date_from, schedule.date_to, row.quantity, row.price_unit,
+                      row.amount
+                 FROM unnest(%s::int[], %s::int[], %s::varchar[], %s::int[], %s::numeric[], %s::numeric[],
+                             %s::numeric[]) WITH ORDINALITY
+                      AS row(schedule_id, line_id, kind, valuation_id, quantity, price_unit, amount, position)
+                 JOIN iot_invoicing_schedule schedule ON schedule.id = row.schedule_id
+                ORDER BY row.position""",
+            [self.id, self.company_id.id, contract.id, *[list(column) for column in columns]],
+        )
+        schedules.flush_recordset()
+        cr.execute("UPDATE iot_invoicing_schedule SET state = 'billing' WHERE id = ANY(%s)", [schedules.ids])
+        schedules.invalidate_recordset(["state"])
+
+    def _iot_invoice_staged(self, contract, lines):
+        """Step 2: the contract's invoices (draft), one per invoice date, from the parts' sums."""
+        cr = self.env.cr
+        cr.execute(
+            """SELECT line_id, count(*), sum(amount)::text, sum(quantity)::text, min(price_unit)::text,
+                      max(price_unit)::text, min(date_from), max(date_to),
+                      count(DISTINCT (date_from, date_to)),
+                      count(DISTINCT device_id) + count(DISTINCT schedule_id) FILTER (WHERE device_id IS NULL),
+                      min(id)
+                 FROM iot_billing_run_part
+                WHERE run_id = %s AND contract_id = %s AND line_id IS NOT NULL
+                GROUP BY line_id""",
+            [self.id, contract.id],
+        )
+        sums = {row[0]: row[1:] for row in cr.fetchall()}
+        first_ids = [row[-1] for row in sums.values()]
+        cr.execute(
+            "SELECT id, schedule_id, kind, valuation_id FROM iot_billing_run_part WHERE id = ANY(%s)", [first_ids]
+        )
+        first_rows = {row[0]: row[1:] for row in cr.fetchall()}
+        first_schedules = self.env["iot.invoicing.schedule"].browse({row[0] for row in first_rows.values()})
+        # The first member's part, with its label, as the schedule's parts give it.
+        parts = {
+            (part["schedule_id"], part["kind"], part.get("valuation_id")): part
+            for part in first_schedules._iot_invoice_line_parts()
+        }
+        info = contract._iot_schedule_group_info(first_schedules)
+        by_date = {}
+        for line in lines.filtered(lambda line: line.id in sums):
+            (count, amount, quantity, price_min, price_max, date_from, date_to, periods, devices, first_id) = sums[
+                line.id
+            ]
+            schedule_id, kind, valuation_id = first_rows[first_id]
+            summary = {
+                "first": parts[schedule_id, kind, valuation_id],
+                "info": info[schedule_id],
+                "count": count,
+                "amount": Decimal(amount),
+                "quantity": Decimal(quantity),
+                "prices": {Decimal(price_min), Decimal(price_max)},
+                "date_from": date_from,
+                "date_to": date_to,
+                "period": (date_from, date_to) if periods == 1 else None,
+                "devices": devices,
+            }
+            # The order of a contract billed at once: fees first, then usage, by first member.
+            by_date.setdefault(line.invoice_date, []).append(((kind != "fixed", first_id), line, summary))
+        move_vals_list, staged_lines = [], []
+        for invoice_date, entries in sorted(by_date.items()):
+            entries.sort(key=lambda entry: entry[0])
+            vals_list = [contract._iot_summary_line_vals(summary) for _order, _line, summary in entries]
+            vals_list += contract._iot_extra_invoice_lines(invoice_date)
+            move_vals = contract._iot_prepare_invoice_vals(invoice_date)
+            move_vals["iot_billing_run_id"] = self.id
+            move_vals["invoice_line_ids"] = [Command.create(vals) for vals in vals_list]
+            move_vals_list.append(move_vals)
+            staged_lines.append([line for _order, line, _summary in entries])
+        invoices = self.env["account.move"].create(move_vals_list)
+        for invoice, invoice_lines in zip(invoices, staged_lines, strict=True):
+            product_lines = invoice.invoice_line_ids.filtered(lambda line: line.display_type == "product")
+            for staged, move_line in zip(invoice_lines, product_lines.sorted("id"), strict=False):
+                staged.write({"move_id": invoice.id, "move_line_id": move_line.id})
+        return invoices
+
+    def _iot_link_staged(self, contract, totals):
+        """Step 3: a slice of the staged schedules becomes invoiced, its parts linked to their
+        invoice lines. Returns False once none is left."""
+        cr = self.env.cr
+        cr.execute(
+            """SELECT DISTINCT schedule_id FROM iot_billing_run_part
+                WHERE run_id = %s AND contract_id = %s ORDER BY schedule_id LIMIT %s""",
+            [self.id, contract.id, self._iot_chunk_size()[1]],
+        )
+        schedule_ids = [row[0] for row in cr.fetchall()]
+        if not schedule_ids:
+            return False
+        cr.execute(
+            """SELECT part.schedule_id, part.kind, part.valuation_id, line.move_line_id,
+                      (SELECT invoice.move_id FROM iot_billing_run_line invoice
+                        WHERE invoice.run_id = part.run_id AND invoice.contract_id = part.contract_id
+                          AND invoice.invoice_date = part.invoice_date LIMIT 1)
+                 FROM iot_billing_run_part part
+                 LEFT JOIN iot_billing_run_line line ON line.id = part.line_id
+                WHERE part.run_id = %s AND part.contract_id = %s AND part.schedule_id = ANY(%s)
+                ORDER BY part.id""",
+            [self.id, contract.id, schedule_ids],
+        )
+        by_move, by_line = {}, {}
+        for schedule_id, kind, valuation_id, move_line_id, move_id in cr.fetchall():
+            by_move.setdefault(move_id, set()).add(schedule_id)
+            if kind:
+                part = {"schedule_id": schedule_id, "kind": kind, "valuation_id": valuation_id}
+                by_line.setdefault(move_line_id, []).append(part)
+        Schedule = self.env["iot.invoicing.schedule"]
+        for move_id, ids in by_move.items():
+            Schedule.browse(sorted(ids)).write({"state": "invoiced", "invoice_id": move_id})
+        Schedule.browse(schedule_ids)._iot_link_invoice_lines(list(by_line.items()))
+        self.env["iot.billing.run.part"].flush_model()
+        cr.execute(
+            "DELETE FROM iot_billing_run_part WHERE run_id = %s AND contract_id = %s AND schedule_id = ANY(%s)",
+            [self.id, contract.id, schedule_ids],
+        )
+        totals["schedules"] += len(schedule_ids)
+        return True
+
+    def _iot_post_staged(self, contract, lines):
+        """Step 4: the complete invoices are posted, as the contract says; the lines go."""
+        invoices = lines.move_id
+        self._iot_delete_staged(contract)
+        if contract.auto_post:
+            invoices.action_post()
+
+    def _iot_delete_staged(self, contract):
+        self.env["iot.billing.run.line"].flush_model()
+        self.env["iot.billing.run.part"].flush_model()
+        self.env.cr.execute(
+            "DELETE FROM iot_billing_run_part WHERE run_id = %s AND contract_id = %s", [self.id, contract.id]
+        )
+        self.env.cr.execute(
+            "DELETE FROM iot_billing_run_line WHERE run_id = %s AND contract_id = %s", [self.id, contract.id]
+        )
+        self.env["iot.billing.run.line"].invalidate_model()
+
+    def _iot_unstage(self, contract):
+        """A contract that failed before its invoice: its staged schedules are due again."""
+        self.env["iot.invoicing.schedule"].flush_model(["state"])
+        self.env.cr.execute(
+            """UPDATE iot_invoicing_schedule SET state = 'planned'
+                WHERE id IN (SELECT schedule_id FROM iot_billing_run_part WHERE run_id = %s AND contract_id = %s)""",
+            [self.id, contract.id],
+        )
+        self.env["iot.invoicing.schedule"].invalidate_model(["state"])
+        self._iot_delete_staged(contract)
 
     # ------------------------------------------------------------------
     # Invoicing a chunk's contracts

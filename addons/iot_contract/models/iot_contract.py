@@ -280,6 +280,21 @@ class IotContract(models.Model):
             vals["analytic_distribution"] = self.analytic_distribution
         return vals
 
+    def _iot_billed_in_steps(self):
+        """Hook: whether a contract with more due schedules than a billing chunk takes may be
+        billed in steps (``iot.billing.run``, *contracts billed in steps*): its lines must then
+        be sums of parts, given by ``_iot_line_keys`` and ``_iot_summary_line_vals``.
+        Base: no, one line per part (iot_invoice_grouping groups them)."""
+        return False
+
+    def _iot_line_keys(self, parts):
+        """Hook of contracts billed in steps: the key of the invoice line of each part."""
+        raise NotImplementedError
+
+    def _iot_summary_line_vals(self, summary):
+        """Hook of contracts billed in steps: an invoice line's values from its parts' sums."""
+        raise NotImplementedError
+
     def _iot_extra_invoice_lines(self, invoice_date):
         """Hook: invoice line values to add to the contract's invoice of ``invoice_date``, beside
         its schedules' lines (a fee, a charge). Called only when there is an invoice to build;

@@ -50,11 +50,13 @@ class IotInvoicingSchedule(models.Model):
     usage_amount = fields.Monetary(help="Filled when usage is valued.")
     amount_total = fields.Monetary(string="Total", compute="_compute_amount_total", store=True)
     state = fields.Selection(
-        [("planned", "Planned"), ("invoiced", "Invoiced"), ("cancelled", "Cancelled")],
+        [("planned", "Planned"), ("billing", "Being Invoiced"), ("invoiced", "Invoiced"), ("cancelled", "Cancelled")],
         required=True,
         default="planned",
         readonly=True,
         copy=False,
+        help="Being Invoiced: valued by a billing run that bills its contract in steps, on the invoice the "
+        "run is building; no other run, valuation or change touches it meanwhile.",
     )
     invoice_id = fields.Many2one(
         "account.move",
