@@ -175,3 +175,89 @@ def test_run_waits_for_the_valuation_and_skips_nothing(
     assert (after["state"], after["schedules_skipped"], after["errors"]) == ("done", 0, []), after
     assert after["schedules_done"] == CONTRACTS * len(MONTHS)
     assert {state for _id, state, _invoice, _lines in _billed(server_db, fleet["contracts"])} == {"invoiced"}
+
+
+ITEMS = 20
+STEP = 6  # schedules per step: the contract's 60 due schedules take 10 stages and 10 links
+
+
+@pytest.fixture(name="big_contract")
+def big_contract_fixture(odoo_server, server_db):
+    """A company of its own with one contract of ITEMS items from January 2023, grouped by plan
+    and period, larger than a step; steps of STEP schedules while the test runs."""
+    rpc, tag = odoo_server.rpc, uuid.uuid4().hex[:8]
+    company = rpc("res.company", "create", {"name": "Steps " + tag})
+    admin = rpc("res.users", "search", [("login", "=", "admin")])
+    rpc("res.users", "write", admin, {"company_ids": [(4, company)]})
+    rpc("account.chart.template", "try_loading", [], "generic_coa", company, False)
+    context = {"allowed_company_ids": [company]}
+    partner = rpc("res.partner", "create", {"name": "Steps customer " + tag}, context=context)
+    plan = rpc("product.product", "create", {"name": "Steps plan", "default_code": "STEPS-" + tag,
+                                             "type": "service", "list_price": 10.0, "iot_is_plan": True,
+                                             "company_id": company, "taxes_id": [(6, 0, [])]}, context=context)
+    contract = rpc("iot.contract", "create", {"name": "Steps", "reference": "STEPS-" + tag, "partner_id": partner,
+                                              "invoice_grouping": "plan_period", "auto_post": True}, context=context)
+    rpc("iot.contract.item", "create", [
+        {"contract_id": contract, "product_id": plan, "date_start": "2023-01-01", "name": "Item %d" % index}
+        for index in range(ITEMS)], context=context)
+    rpc("iot.contract", "write", [contract], {"state": "running"}, context=context)
+    sql(server_db, """
+        INSERT INTO ir_config_parameter (key, value, create_uid, write_uid, create_date, write_date)
+        VALUES ('iot_contract.billing_chunk_schedules', %s, 1, 1, now(), now())
+        ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value""", (str(STEP),))
+    try:
+        yield {"company": company, "contract": contract, "context": context}
+    finally:
+        sql(server_db, "DELETE FROM ir_config_parameter WHERE key = 'iot_contract.billing_chunk_schedules'")
+
+
+def test_contract_billed_in_steps_killed_mid_run_resumes_exactly_once(
+        odoo_server, server_db, bridge_workdir, big_contract, only_billing_crons):
+    context, contract = big_contract["context"], big_contract["contract"]
+    answer = odoo_server.rpc("iot.billing.run", "api_run", MONTHS[-1], context=context)
+    assert answer["state"] == "running", answer
+    run_id = answer["run_id"]
+    workers = OdooServer(server_db, bridge_workdir, cron_threads=2)
+    workers.start()
+    try:
+        _wake_crons(server_db)
+        wait_until(lambda: _status(odoo_server, run_id, context)["chunks"] >= 4, 120, interval=0.05,
+                   message="four steps committed")
+        workers.kill()
+        before = _status(odoo_server, run_id, context)
+        assert before["state"] == "running" and before["schedules_remaining"] == ITEMS * len(MONTHS), before
+        staged = sql(server_db, "SELECT count(*) FROM iot_invoicing_schedule WHERE contract_id = %s "
+                                "AND state = 'billing'", (contract,))[0][0]
+        assert staged >= 3 * STEP, "the committed steps staged their schedules"
+
+        workers = OdooServer(server_db, bridge_workdir, cron_threads=2)
+        workers.start()
+
+        def finished():
+            _wake_crons(server_db)
+            status = _status(odoo_server, run_id, context)
+            return status if status["state"] != "running" else None
+
+        after = wait_until(finished, 180, interval=1, message="the run to finish after the restart")
+    finally:
+        workers.stop()
+
+    assert (after["state"], after["errors"], after["schedules_skipped"]) == ("done", [], 0), after
+    assert after["schedules_done"] == ITEMS * len(MONTHS) and after["schedules_remaining"] == 0
+    billed = _billed(server_db, [contract])
+    assert {state for _id, state, _invoice, _lines in billed} == {"invoiced"}, "none forgotten"
+    # One invoice per month, one grouped line of the month's twenty fees on each.
+    assert sorted(after["invoice_ids"]) == sorted({invoice for _id, _state, invoice, _lines in billed})
+    assert len(after["invoice_ids"]) == len(MONTHS) and {lines for *_rest, lines in billed} == {1}
+    invoices = sql(server_db, "SELECT state, amount_untaxed, (SELECT array_agg(quantity) FROM account_move_line "
+                              "WHERE move_id = m.id AND display_type = 'product') FROM account_move m "
+                              "WHERE id = ANY(%s)", (after["invoice_ids"],))
+    assert {(state, float(untaxed), tuple(quantities)) for state, untaxed, quantities in invoices} == {
+        ("posted", ITEMS * 10.0, (float(ITEMS),))}, "each fee on its invoice once"
+    assert sql(server_db, "SELECT count(*) FROM iot_invoicing_schedule WHERE contract_id = %s "
+                          "AND fixed_line_id IS NULL AND invoice_date <= %s", (contract, MONTHS[-1]))[0][0] == 0
+    assert sql(server_db, "SELECT count(*) FROM iot_billing_run_part WHERE run_id = %s", (run_id,))[0][0] == 0
+    assert sql(server_db, "SELECT count(*) FROM iot_billing_run_line WHERE run_id = %s", (run_id,))[0][0] == 0
+    workers_seen = {row[0] for row in sql(server_db, "SELECT worker FROM iot_billing_run_chunk WHERE run_id = %s",
+                                          (run_id,))}
+    assert len(workers_seen) >= 2, "the steps were taken by the first and the restarted process"

@@ -11,6 +11,7 @@ from psycopg2 import errorcodes
 from odoo import Command, api, fields, models
 from odoo.addons.iot_device.tools import ApiInputError, to_decimal
 from odoo.exceptions import UserError, ValidationError
+from odoo.tools import SQL
 
 from ..tools import CronBudget, try_lock_for_billing
 
@@ -350,7 +351,7 @@ class IotBillingRun(models.Model):
                 and self.env["iot.contract"].browse(contract_id)._iot_billed_in_steps()
             ]
             stepped = sorted(in_steps + large)
-            claimed = self._iot_claim_contracts(stepped, 1) if stepped else []
+            claimed = self._iot_claim_contracts(stepped, 1, shared=True) if stepped else []
             if claimed:
                 return self._iot_bill_step(self.env["iot.contract"].browse(claimed[0]), started)
             counts = {contract_id: count for contract_id, count in counts.items() if contract_id not in stepped}
@@ -407,13 +408,15 @@ class IotBillingRun(models.Model):
             }
         )
 
-    def _iot_claim_contracts(self, contract_ids, limit, changed_is_held=False):
+    def _iot_claim_contracts(self, contract_ids, limit, changed_is_held=False, shared=False):
         """Lock up to ``limit`` of these contracts that no other transaction holds.
 
         Two workers of one run (or two runs) never bill the same contract at once:
         each bills the contracts it claimed, the locks end with its commit. A contract
         changed since this transaction began raises a serialization failure (the
         background chunk starts again), or counts as held with ``changed_is_held``.
+        ``shared``: several workers may hold it at once (the slices of a contract billed
+        in steps), none while another holds it alone.
         """
         self.env["iot.contract"].flush_model()
         try:
@@ -423,7 +426,7 @@ class IotBillingRun(models.Model):
                         WHERE id = ANY(%s)
                         ORDER BY id
                         LIMIT %s
-                          FOR NO KEY UPDATE SKIP LOCKED""",
+                          FOR """ + ("SHARE" if shared else "NO KEY UPDATE") + """ SKIP LOCKED""",
                     [contract_ids, limit],
                     log_exceptions=False,
                 )
@@ -611,58 +614,88 @@ class IotBillingRun(models.Model):
         return self.env.cr.fetchone()[0]
 
     def _iot_bill_step(self, contract, started):
-        """Do the next step of a contract billed in steps (claimed by this transaction)."""
+        """Do the next step of a contract billed in steps, claimed shared by this transaction.
+
+        Slices (stages, links) go in parallel: each worker locks the schedules of its own
+        slice. The invoice and the posting need the contract alone: taken only when no
+        slice is under way. A step that finds the contract's state changed since its
+        snapshot meets a serialization failure on the rows it locks, and starts again.
+        """
         totals = {"schedules": 0, "skipped": 0, "invoices": 0}
         errors = []
-        Line = self.env["iot.billing.run.line"]
-        lines = Line.search([("run_id", "=", self.id), ("contract_id", "=", contract.id)])
-        due = self.env["iot.invoicing.schedule"].search(
-            self._iot_remaining_domain() + [("contract_id", "=", contract.id)],
-            order="id",
-            limit=self._iot_chunk_size()[1],
+        lines = self.env["iot.billing.run.line"].search([("run_id", "=", self.id), ("contract_id", "=", contract.id)])
+        due = self._iot_lock_slice(
+            self._iot_remaining_domain() + [("contract_id", "=", contract.id)], self._iot_chunk_size()[1]
         )
         unbilled = lines.filtered(lambda line: not line.move_id)
-        # Linking is plain bookkeeping of what is staged: an error there is a bug, which stops the run.
-        if due or unbilled or not self._iot_link_staged(contract, totals):
-            try:
-                with self.env.cr.savepoint():
-                    if due:
-                        self._iot_stage(contract, due.ids)
-                    elif unbilled:
-                        totals["invoices"] += len(self._iot_invoice_staged(contract, lines))
-                    else:
-                        self._iot_post_staged(contract, lines)
-            except Exception as error:  # noqa: BLE001 - any error of one contract is recorded
-                if isinstance(error, psycopg2.Error) and error.pgcode in CONCURRENT_UPDATE:
-                    raise  # another transaction changed its rows: the step starts again
-                self.env.invalidate_all()
-                _logger.warning("Billing run %s: contract %s failed: %s", self.id, contract.id, error)
-                if lines.move_id:
-                    # Complete and linked, the invoice waits in draft for the accountant.
-                    message = self.env._("Its invoice is left in draft, not posted: %(error)s", error=error)
-                    self._iot_delete_staged(contract)
+        if not due and not unbilled:
+            linked = self._iot_link_staged(contract, totals)
+            if linked is None:
+                return "held"  # every slice left is another worker's
+            if linked:
+                self._iot_log_chunk(0, totals, 0, started)
+                return "billed"
+        elif not due and self._iot_has_planned_slices(contract):
+            return "held"  # the last stages are another worker's
+        if not due and not self._iot_claim_contracts(contract.ids, 1):
+            return "held"  # a slice is under way: the invoice and the posting wait for the contract alone
+        try:
+            with self.env.cr.savepoint():
+                if due:
+                    self._iot_stage(contract, due)
+                elif unbilled:
+                    totals["invoices"] += len(self._iot_invoice_staged(contract, lines))
                 else:
-                    message = str(error)
-                    self._iot_unstage(contract)
-                errors.append({
-                    "run_id": self.id,
-                    "contract_id": contract.id,
-                    "schedule_count": self.env["iot.invoicing.schedule"].search_count(
-                        self._due_schedule_domain() + [("contract_id", "=", contract.id)]
-                    ),
-                    "message": message,
-                })
-                self.env["iot.billing.run.error"].create(errors)
+                    self._iot_post_staged(contract, lines)
+        except Exception as error:  # noqa: BLE001 - any error of one contract is recorded
+            if isinstance(error, psycopg2.Error) and error.pgcode in CONCURRENT_UPDATE:
+                raise  # another transaction changed its rows: the step starts again
+            self.env.invalidate_all()
+            _logger.warning("Billing run %s: contract %s failed: %s", self.id, contract.id, error)
+            # Stop the other workers' slices of it first: they would go on staging it.
+            if not self._iot_claim_contracts(contract.ids, 1):
+                raise
+            if lines.move_id:
+                # Complete and linked, the invoice waits in draft for the accountant.
+                message = self.env._("Its invoice is left in draft, not posted: %(error)s", error=error)
+                self._iot_delete_staged(contract)
+            else:
+                message = str(error)
+                self._iot_unstage(contract)
+            errors.append({
+                "run_id": self.id,
+                "contract_id": contract.id,
+                "schedule_count": self.env["iot.invoicing.schedule"].search_count(
+                    self._due_schedule_domain() + [("contract_id", "=", contract.id)]
+                ),
+                "message": message,
+            })
+            self.env["iot.billing.run.error"].create(errors)
         finished = contract.id not in self._iot_contracts_in_steps()
         self._iot_log_chunk(1 if finished else 0, totals, len(errors), started)
         return "billed"
 
+    def _iot_lock_slice(self, domain, limit):
+        """Ids of up to ``limit`` schedules of ``domain`` (by id) that no other transaction holds, locked."""
+        Schedule = self.env["iot.invoicing.schedule"]
+        Schedule.flush_model()
+        query = Schedule._search(domain, order="id", limit=limit)
+        selection = query.select(SQL.identifier(Schedule._table, "id"))
+        self.env.cr.execute(SQL("%s FOR UPDATE OF iot_invoicing_schedule SKIP LOCKED", selection), log_exceptions=False)
+        return [row[0] for row in self.env.cr.fetchall()]
+
+    def _iot_has_planned_slices(self, contract):
+        """Whether due schedules of the contract remain, held by other transactions."""
+        return bool(
+            self.env["iot.invoicing.schedule"].search_count(
+                self._iot_remaining_domain() + [("contract_id", "=", contract.id)], limit=1
+            )
+        )
+
     def _iot_stage(self, contract, schedule_ids):
-        """Step 1: value a slice of the contract's due schedules and store their parts."""
+        """Step 1: value a slice of the contract's due schedules (locked) and store their parts."""
         contract._iot_check_price_precision()
-        schedules = self.env["iot.invoicing.schedule"]._iot_lock_planned(schedule_ids)
-        if not schedules:
-            return
+        schedules = self.env["iot.invoicing.schedule"].browse(schedule_ids)
         schedules._iot_value_usage(self)
         parts = schedules._iot_invoice_line_parts()
         keys = [repr(key) for key in contract._iot_line_keys(parts)] if parts else []
@@ -781,16 +814,31 @@ class IotBillingRun(models.Model):
 
     def _iot_link_staged(self, contract, totals):
         """Step 3: a slice of the staged schedules becomes invoiced, its parts linked to their
-        invoice lines. Returns False once none is left."""
+        invoice lines. Returns False once none is left, None if what is left is held elsewhere."""
         cr = self.env.cr
+        self.env["iot.billing.run.part"].flush_model()
         cr.execute(
-            """SELECT DISTINCT schedule_id FROM iot_billing_run_part
-                WHERE run_id = %s AND contract_id = %s ORDER BY schedule_id LIMIT %s""",
-            [self.id, contract.id, self._iot_chunk_size()[1]],
+            "SELECT EXISTS (SELECT FROM iot_billing_run_part WHERE run_id = %s AND contract_id = %s)",
+            [self.id, contract.id],
         )
-        schedule_ids = [row[0] for row in cr.fetchall()]
-        if not schedule_ids:
+        if not cr.fetchone()[0]:
             return False
+        self.env["iot.invoicing.schedule"].flush_model(["state"])
+        # Driven by the parts' index, in schedule order: the plan does not depend on statistics
+        # that the run itself has just made stale (a million schedules changed state).
+        cr.execute(
+            """SELECT schedule.id FROM iot_billing_run_part part
+                 JOIN iot_invoicing_schedule schedule ON schedule.id = part.schedule_id
+                WHERE part.run_id = %(run)s AND part.contract_id = %(contract)s AND schedule.state = 'billing'
+                ORDER BY part.schedule_id
+                LIMIT %(limit)s
+                  FOR UPDATE OF schedule SKIP LOCKED""",
+            {"contract": contract.id, "run": self.id, "limit": self._iot_chunk_size()[1]},
+            log_exceptions=False,
+        )
+        schedule_ids = list(dict.fromkeys(row[0] for row in cr.fetchall()))  # a schedule has a row per part
+        if not schedule_ids:
+            return None
         cr.execute(
             """SELECT part.schedule_id, part.kind, part.valuation_id, line.move_line_id,
                       (SELECT invoice.move_id FROM iot_billing_run_line invoice
