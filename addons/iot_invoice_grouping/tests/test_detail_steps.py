@@ -1,9 +1,10 @@
 import gzip
 from unittest.mock import patch
 
+from odoo import SUPERUSER_ID, api
 from odoo.addons.iot_invoice_grouping.models import account_move as account_move_module
 from odoo.exceptions import UserError
-from odoo.tests import tagged
+from odoo.tests import TransactionCase, tagged
 
 from .common import IotGroupingCommon
 
@@ -177,3 +178,40 @@ class TestDetailSteps(IotGroupingCommon):
         self.assertEqual(invoice.iot_detail_state, "done")
         self.assertEqual(invoice.iot_detail_attachment_id.name, "%s-detail.xlsx" % invoice.name.replace("/", "-"))
         self.assertFalse(self._parts(invoice))
+
+
+@tagged("post_install", "-at_install")
+class TestDetailStepLock(TransactionCase):
+    """Two real transactions on one pending detail: the second skips it while the first holds it.
+
+    Other transactions only see committed data: the invoice is committed in its own cursor
+    and removed again in the cleanup.
+    """
+
+    def setUp(self):
+        super().setUp()
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            partner = env["res.partner"].create({"name": "Detail lock customer"})
+            move = env["account.move"].create({"move_type": "out_invoice", "partner_id": partner.id})
+            # Marked as posted with a pending detail in SQL: the lock is what is tested, not posting.
+            cr.execute("UPDATE account_move SET state = 'posted', iot_detail_state = 'pending' WHERE id = %s",
+                       [move.id])
+            self.move_id, self.partner_id = move.id, partner.id
+        self.addCleanup(self._remove_committed_data)
+
+    def _remove_committed_data(self):
+        with self.registry.cursor() as cr:
+            cr.execute("DELETE FROM account_move WHERE id = %s", [self.move_id])
+            cr.execute("DELETE FROM res_partner WHERE id = %s", [self.partner_id])
+
+    def test_a_detail_is_written_by_one_transaction_at_a_time(self):
+        with self.registry.cursor() as cr1, self.registry.cursor() as cr2:
+            first = api.Environment(cr1, SUPERUSER_ID, {})["account.move"].browse(self.move_id)
+            second = api.Environment(cr2, SUPERUSER_ID, {})["account.move"].browse(self.move_id)
+            self.assertTrue(first._iot_lock_pending_detail())
+            self.assertIsNone(second._iot_detail_step(), "held by the first: skipped, not waited for")
+            cr1.rollback()
+            cr2.rollback()
+            self.assertTrue(second._iot_lock_pending_detail(), "free again once the first has ended")
+            cr2.rollback()
