@@ -59,7 +59,7 @@ class AccountMove(models.Model):
     )
     iot_detail_row_count = fields.Integer(
         string="IoT detail rows", copy=False, readonly=True,
-        help="Rows of the detail file attached at posting (one per fixed fee and usage amount).",
+        help="Rows of the detail file, counted when the invoice was posted (one per fixed fee and usage amount).",
     )
     iot_detail_rows_written = fields.Integer(
         string="IoT detail rows written", compute="_compute_iot_detail_rows_written",
