@@ -9,6 +9,9 @@
     "depends": ["iot_contract", "iot_usage"],
     "external_dependencies": {"python": ["xlsxwriter"]},
     "data": [
+        "security/ir.model.access.csv",
+        "security/iot_invoice_grouping_security.xml",
+        "data/iot_invoice_detail_cron.xml",
         "views/iot_contract_views.xml",
         "views/account_move_views.xml",
         "views/res_company_views.xml",

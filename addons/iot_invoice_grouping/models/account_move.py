@@ -1,15 +1,41 @@
 import base64
+import logging
+import math
 import os
+import time
+from contextlib import closing
+from decimal import Decimal
+
+import psycopg2
 
 from odoo import api, fields, models
+from odoo.addons.iot_contract.tools import CronBudget
 from odoo.exceptions import UserError
 
-from ..tools import csv_file, iter_detail_rows, temporary_path, xlsx_file
+from ..tools import (
+    XLSX_MAX_DETAIL_ROWS,
+    csv_file,
+    csv_gzip_header,
+    gzip_member,
+    iter_detail_page,
+    iter_detail_rows,
+    temporary_path,
+    write_csv_rows,
+    write_csv_totals,
+    xlsx_file,
+)
+
+_logger = logging.getLogger(__name__)
 
 FORMATS = {
     "csv": "text/csv",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
+# Above this many rows, posting leaves the detail to the cron "IoT: invoice detail files"
+# (parameter iot_invoice_grouping.detail_inline_rows): an XLSX writes 10,000-20,000 rows/s.
+DETAIL_INLINE_ROWS = 20000
+# Rows the cron writes per committed step (parameter iot_invoice_grouping.detail_step_rows).
+DETAIL_STEP_ROWS = 100000
 
 
 class AccountMove(models.Model):
@@ -23,6 +49,21 @@ class AccountMove(models.Model):
     iot_detail_attachment_id = fields.Many2one(
         "ir.attachment", string="IoT detail file", copy=False, readonly=True,
         help="The per-device detail attached when the invoice was posted; sent with it.",
+    )
+    iot_detail_state = fields.Selection(
+        [("pending", "Being written"), ("done", "Attached")],
+        string="IoT detail file state", copy=False, readonly=True, index="btree_not_null",
+        help="Being written: the detail is too large to be written when the invoice is posted; "
+        "the cron \"IoT: invoice detail files\" attaches it as a .csv.gz within minutes. "
+        "The invoice cannot be sent until then.",
+    )
+    iot_detail_row_count = fields.Integer(
+        string="IoT detail rows", copy=False, readonly=True,
+        help="Rows of the detail file, counted when the invoice was posted (one per fixed fee and usage amount).",
+    )
+    iot_detail_rows_written = fields.Integer(
+        string="IoT detail rows written", compute="_compute_iot_detail_rows_written",
+        help="Rows of a detail being written that are already written.",
     )
     iot_show_summary = fields.Boolean(
         string="IoT summary on PDF", default=True,
@@ -39,6 +80,16 @@ class AccountMove(models.Model):
         }
         for move in self:
             move.iot_schedule_count, move.iot_device_count = counts.get(move, (0, 0))
+
+    def _compute_iot_detail_rows_written(self):
+        # sudo: the parts are the cron's working data; the invoice's readers see their count.
+        written = dict(
+            self.env["iot.invoice.detail.part"].sudo()._read_group(
+                [("move_id", "in", self.ids)], ["move_id"], ["row_count:sum"]
+            )
+        )
+        for move in self:
+            move.iot_detail_rows_written = written.get(move, 0)
 
     def _iot_usage_summary(self):
         """[(rule, unit, quantity, amount)] of the invoice, for the PDF summary block: the
@@ -77,13 +128,11 @@ class AccountMove(models.Model):
             raise UserError(self.env._("%s has no IoT detail.", self.display_name))
         for model in ("iot.invoicing.schedule", "iot.usage.valuation", "account.move.line"):
             self.env[model].flush_model()
+        if file_format == "xlsx":
+            self._iot_check_xlsx_size()
         rows = iter_detail_rows(self.env.cr, self.id, self.env.lang or "en_US")
         product_lines = self.invoice_line_ids.filtered(lambda line: line.display_type == "product")
-        # The rows carry the amounts as billed, quantity x unit price: tax included when every
-        # line's taxes are price-included (their sum is then the invoice total), else tax excluded.
-        tax_included = self._iot_detail_tax_included(product_lines)
-        basis = self.env._("tax included") if tax_included else self.env._("tax excluded")
-        total_label = self.env._("Total (%s)", basis)
+        basis, total_label = self._iot_detail_basis(product_lines)
         path = temporary_path("." + file_format)
         try:
             if file_format == "csv":
@@ -103,11 +152,60 @@ class AccountMove(models.Model):
         filename = "%s-detail.%s" % ((self.name or "draft").replace("/", "-"), file_format)
         return filename, FORMATS[file_format], path
 
-    @staticmethod
-    def _iot_detail_tax_included(product_lines):
-        return bool(product_lines) and all(
+    def _iot_detail_basis(self, product_lines):
+        """(basis, totals row label) of the detail, in the environment's language.
+
+        The rows carry the amounts as billed, quantity x unit price: tax included when every
+        line's taxes are price-included (their sum is then the invoice total), else tax excluded.
+        """
+        tax_included = bool(product_lines) and all(
             line.tax_ids and all(line.tax_ids.mapped("price_include")) for line in product_lines
         )
+        basis = self.env._("tax included") if tax_included else self.env._("tax excluded")
+        return basis, self.env._("Total (%s)", basis)
+
+    def _iot_detail_row_counts(self):
+        """{invoice id: rows of its detail}, counted in SQL: the rows the detail's query reads."""
+        for model in ("iot.invoicing.schedule", "iot.usage.valuation", "account.move.line"):
+            self.env[model].flush_model()
+        self.env.cr.execute(
+            """SELECT line.move_id, count(*)
+                 FROM account_move_line line
+                 JOIN iot_invoicing_schedule schedule ON schedule.fixed_line_id = line.id
+                WHERE line.move_id = ANY(%(ids)s) AND line.display_type = 'product'
+                GROUP BY line.move_id
+               UNION ALL
+               SELECT line.move_id, count(*)
+                 FROM account_move_line line
+                 JOIN iot_usage_valuation valuation ON valuation.move_line_id = line.id
+                WHERE line.move_id = ANY(%(ids)s) AND line.display_type = 'product'
+                GROUP BY line.move_id""",
+            {"ids": self.ids},
+        )
+        counts = dict.fromkeys(self.ids, 0)
+        for move_id, count in self.env.cr.fetchall():
+            counts[move_id] += count
+        return counts
+
+    def _iot_detail_param(self, name, default):
+        return int(self.env["ir.config_parameter"].sudo().get_param("iot_invoice_grouping." + name, default))
+
+    def _iot_xlsx_max_rows(self):
+        """Detail rows above which no XLSX is written: what a sheet holds, or fewer if the
+        parameter iot_invoice_grouping.detail_xlsx_max_rows says so (an XLSX of a million
+        rows takes about a minute to write)."""
+        return min(self._iot_detail_param("detail_xlsx_max_rows", XLSX_MAX_DETAIL_ROWS), XLSX_MAX_DETAIL_ROWS)
+
+    def _iot_check_xlsx_size(self):
+        rows = self._iot_detail_row_counts()[self.id]
+        if rows > self._iot_xlsx_max_rows():
+            raise UserError(
+                self.env._(
+                    "The detail of %(invoice)s has %(rows)s rows, more than an XLSX file of it can hold "
+                    "(%(max)s): download the CSV instead.",
+                    invoice=self.display_name, rows=rows, max=self._iot_xlsx_max_rows(),
+                )
+            )
 
     def _iot_attach_detail(self, file_format="xlsx"):
         filename, mimetype, content = self._iot_detail_file(file_format)
@@ -128,14 +226,17 @@ class AccountMove(models.Model):
         return self._iot_download("csv")
 
     def _iot_download(self, file_format):
-        """The detail attached at posting when there is one, else streamed by the controller:
-        a download adds no attachment to the invoice."""
+        """The detail attached at posting (or its .csv.gz, for the CSV) when there is one, else
+        streamed by the controller: a download adds no attachment to the invoice."""
         self.ensure_one()
         self.check_access("read")
         attachment = self.iot_detail_attachment_id
-        if attachment and attachment.name.endswith("." + file_format):
+        suffixes = (".csv", ".csv.gz") if file_format == "csv" else ("." + file_format,)
+        if attachment and attachment.name.endswith(suffixes):
             url = "/web/content/%s?download=true" % attachment.id
         else:
+            if file_format == "xlsx":
+                self._iot_check_xlsx_size()  # a message here rather than an error page from the route
             url = "/iot_invoice_grouping/detail/%s/%s" % (self.id, file_format)
         return {"type": "ir.actions.act_url", "url": url, "target": "self"}
 
@@ -158,6 +259,207 @@ class AccountMove(models.Model):
     def _post(self, soft=True):
         posted = super()._post(soft)
         to_attach = posted.filtered(lambda move: move.company_id.iot_attach_detail and move.iot_schedule_ids)
-        for move in to_attach:
-            move.iot_detail_attachment_id = move._iot_attach_detail("xlsx")
+        if not to_attach:
+            return posted
+        counts = to_attach._iot_detail_row_counts()
+        inline_rows = min(self._iot_detail_param("detail_inline_rows", DETAIL_INLINE_ROWS), self._iot_xlsx_max_rows())
+        deferred = to_attach.filtered(lambda move: counts[move.id] > inline_rows)
+        for move in to_attach - deferred:
+            move.write(
+                {
+                    "iot_detail_attachment_id": move._iot_attach_detail("xlsx").id,
+                    "iot_detail_state": "done",
+                    "iot_detail_row_count": counts[move.id],
+                }
+            )
+        for move in deferred:
+            move.write(
+                {
+                    "iot_detail_attachment_id": False,
+                    "iot_detail_state": "pending",
+                    "iot_detail_row_count": counts[move.id],
+                }
+            )
+        if deferred:
+            self._iot_trigger_detail_cron()
         return posted
+
+    def button_draft(self):
+        pending = self.filtered(lambda move: move.iot_detail_state == "pending")
+        result = super().button_draft()
+        if pending:
+            # The detail being written is of the posted invoice; posting again starts anew.
+            self.env["iot.invoice.detail.part"].sudo().search([("move_id", "in", pending.ids)]).unlink()
+            pending.write({"iot_detail_state": False, "iot_detail_row_count": 0})
+        return result
+
+    # ------------------------------------------------------------------
+    # Detail written in steps, by the cron "IoT: invoice detail files"
+    # ------------------------------------------------------------------
+    @api.model
+    def _iot_trigger_detail_cron(self):
+        # sudo: posting an invoice starts the cron; the poster needs no right on scheduled actions.
+        cron = self.env.ref("iot_invoice_grouping.iot_invoice_detail_cron", raise_if_not_found=False)
+        if cron:
+            cron.sudo()._trigger()
+
+    def _iot_detail_step(self):
+        """Write the next step of this invoice's pending detail, in the current transaction.
+
+        A step writes at most ``iot_invoice_grouping.detail_step_rows`` rows, those after
+        the last row of the parts already written, as one more part; the step that reaches
+        the end attaches the file. Returns the rows written (0 for a step that only attached
+        the file), or None when there was nothing to do: the detail is not pending, or
+        another transaction is writing it. The caller commits: the cron after each step.
+        """
+        self.ensure_one()
+        if not self._iot_lock_pending_detail():
+            return None
+        Part = self.env["iot.invoice.detail.part"].sudo()  # sudo: the parts are working data
+        last = Part.search([("move_id", "=", self.id)], order="first_row desc", limit=1)
+        step_rows = self._iot_detail_param("detail_step_rows", DETAIL_STEP_ROWS)
+        move = self._iot_detail_in_file_lang()
+        for model in ("iot.invoicing.schedule", "iot.usage.valuation", "account.move.line"):
+            self.env[model].flush_model()
+        page = iter_detail_page(self.env.cr, self.id, move.env.lang, last.last_key if last else None, step_rows)
+        last_key = None
+
+        def rows():
+            nonlocal last_key
+            for row, key in page:
+                last_key = key
+                yield row
+
+        # Closed here even on failure: a server-side cursor closed after a rollback to a
+        # savepoint would fail the transaction that follows.
+        with closing(page):
+            data, (count, total) = gzip_member(write_csv_rows, rows())
+        if count:
+            Part.create(
+                {
+                    "move_id": self.id,
+                    "first_row": last.first_row + last.row_count if last else 0,
+                    "row_count": count,
+                    "amount_total": str(total),
+                    "last_key": last_key,
+                    "data": data,
+                }
+            )
+            self.invalidate_recordset(["iot_detail_rows_written"])
+        if count < step_rows:
+            move._iot_detail_attach_parts()
+        return count
+
+    def _iot_detail_in_file_lang(self):
+        # The file goes to the customer: in the customer's language.
+        return self.with_context(lang=self.partner_id.lang or self.env.lang or "en_US")
+
+    def _iot_lock_pending_detail(self):
+        """Lock this invoice's row if its detail is pending: one transaction writes it at a time."""
+        self.flush_recordset()
+        self.env.cr.execute(
+            """SELECT id FROM account_move
+                WHERE id = %s AND state = 'posted' AND iot_detail_state = 'pending'
+                  FOR NO KEY UPDATE SKIP LOCKED""",
+            [self.id],
+        )
+        return bool(self.env.cr.fetchone())
+
+    def _iot_detail_attach_parts(self):
+        """The last step: header, parts and totals as one .csv.gz attached to the invoice.
+
+        Gzip members put end to end are one gzip file: the parts' bytes are not
+        decompressed. The content is what ``csv_file`` writes for the whole detail.
+        """
+        Part = self.env["iot.invoice.detail.part"].sudo()
+        parts = Part.search([("move_id", "=", self.id)], order="first_row")
+        count = sum(parts.mapped("row_count"))
+        total = sum((Decimal(part.amount_total) for part in parts), Decimal(0))
+        _basis, total_label = self._iot_detail_basis(
+            self.invoice_line_ids.filtered(lambda line: line.display_type == "product")
+        )
+        totals = gzip_member(write_csv_totals, total_label, count, total)[0]
+        attachment = self.env["ir.attachment"].create(
+            {
+                "name": "%s-detail.csv.gz" % (self.name or "draft").replace("/", "-"),
+                "mimetype": "application/gzip",
+                "raw": csv_gzip_header() + b"".join(parts.mapped("data")) + totals,
+                "res_model": self._name,
+                "res_id": self.id,
+            }
+        )
+        parts.unlink()
+        self.write({"iot_detail_attachment_id": attachment.id, "iot_detail_state": "done"})
+
+    @api.model
+    def _iot_write_pending_details(self):
+        """Write every pending detail now, step after step, in the current transaction (no
+        commit): for tests and benchmarks; the cron does the same with a commit per step."""
+        while True:
+            pending = self.sudo().search([("iot_detail_state", "=", "pending"), ("state", "=", "posted")])
+            steps = [move._iot_detail_step() for move in pending]
+            if all(written is None for written in steps):
+                return
+
+    @api.model
+    def _iot_detail_steps_left(self):
+        """Steps left to the pending details: progress reported to the cron."""
+        pending = self.sudo().search([("iot_detail_state", "=", "pending"), ("state", "=", "posted")])
+        step_rows = self._iot_detail_param("detail_step_rows", DETAIL_STEP_ROWS)
+        return sum(
+            max(1, math.ceil((move.iot_detail_row_count - move.iot_detail_rows_written) / step_rows))
+            for move in pending
+        )
+
+    @api.model
+    def _cron_write_iot_details(self):
+        """The cron "IoT: invoice detail files": write pending details step by step, each step
+        committed, with Odoo 18's progress API (called again at once while steps are left).
+
+        A crash loses at most the step being written: rolled back, the detail resumes after
+        the last part committed. The commits are the point of this design.
+        """
+        cr = self.env.cr
+        budget = CronBudget(cr)
+        cr.commit()  # a fresh snapshot for the first step (cron steps design)
+        steps, longest, failed = 0, 0.0, set()
+        while budget.allows(longest):
+            self.env.invalidate_all()
+            pending = self.sudo().search(
+                [("iot_detail_state", "=", "pending"), ("state", "=", "posted"), ("id", "not in", sorted(failed))],
+                order="id",
+            )
+            progressed = False
+            for move in pending:
+                started = time.monotonic()
+                try:
+                    written = move._iot_detail_step()
+                except (psycopg2.errors.TransactionRollbackError, psycopg2.errors.UniqueViolation):
+                    # Another worker committed this step first: look again with a fresh snapshot.
+                    cr.rollback()
+                    progressed = True
+                    break
+                except psycopg2.OperationalError:
+                    raise  # the connection or the server is gone: a later call resumes
+                except Exception:  # noqa: BLE001 - one invoice's failure does not stop the others
+                    cr.rollback()
+                    _logger.exception("Invoice %s: its detail file could not be written", move.id)
+                    failed.add(move.id)
+                    continue
+                if written is None:
+                    cr.rollback()  # another worker writes it
+                    continue
+                cr.commit()
+                steps += 1
+                longest = max(longest, time.monotonic() - started)
+                progressed = True
+                break
+            if not progressed:
+                break
+        self.env.invalidate_all()
+        remaining = self._iot_detail_steps_left()
+        done = budget.add_done(steps)
+        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
+        if remaining and steps:
+            # Odoo re-runs a cron with work left ten times, then waits for its next poll.
+            self._iot_trigger_detail_cron()
