@@ -824,19 +824,22 @@ class IotBillingRun(models.Model):
         if not cr.fetchone()[0]:
             return False
         self.env["iot.invoicing.schedule"].flush_model(["state"])
-        # Driven by the parts' index, in schedule order: the plan does not depend on statistics
-        # that the run itself has just made stale (a million schedules changed state).
+        # The next schedules in the parts' index order (a plan that does not depend on statistics
+        # the run itself has just made stale), a few slices' worth: other workers lock theirs.
+        limit = self._iot_chunk_size()[1]
         cr.execute(
-            """SELECT schedule.id FROM iot_billing_run_part part
-                 JOIN iot_invoicing_schedule schedule ON schedule.id = part.schedule_id
-                WHERE part.run_id = %(run)s AND part.contract_id = %(contract)s AND schedule.state = 'billing'
-                ORDER BY part.schedule_id
-                LIMIT %(limit)s
-                  FOR UPDATE OF schedule SKIP LOCKED""",
-            {"contract": contract.id, "run": self.id, "limit": self._iot_chunk_size()[1]},
+            """SELECT schedule_id FROM iot_billing_run_part WHERE run_id = %s AND contract_id = %s
+                GROUP BY schedule_id ORDER BY schedule_id LIMIT %s""",
+            [self.id, contract.id, 4 * limit],
+        )
+        candidates = [row[0] for row in cr.fetchall()]
+        cr.execute(
+            """SELECT id FROM iot_invoicing_schedule WHERE id = ANY(%s) AND state = 'billing'
+                ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED""",
+            [candidates, limit],
             log_exceptions=False,
         )
-        schedule_ids = list(dict.fromkeys(row[0] for row in cr.fetchall()))  # a schedule has a row per part
+        schedule_ids = [row[0] for row in cr.fetchall()]
         if not schedule_ids:
             return None
         cr.execute(
