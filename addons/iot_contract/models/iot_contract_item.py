@@ -604,6 +604,16 @@ class IotContractItem(models.Model):
         existing = Schedule.search([("contract_item_id", "in", self.ids), ("part", "!=", "late")]).grouped(
             "contract_item_id"
         )
+        being_invoiced = Schedule.concat(*existing.values()).filtered(lambda schedule: schedule.state == "billing")
+        if being_invoiced:
+            # Its billing run has valued these periods into an invoice it is building: they cannot move now.
+            raise UserError(
+                self.env._(
+                    "%(item)s is being invoiced by a billing run (its contract is billed in steps): change it "
+                    "once the run is done.",
+                    item=being_invoiced[0].contract_item_id.display_name,
+                )
+            )
         to_create, to_cancel, updates = [], Schedule, defaultdict(Schedule.browse)
         periods_cache = {}
         for item in self:

@@ -106,6 +106,9 @@ class TestBillingInSteps(IotGroupingCommon):
         self.assertEqual(run.remaining_count, 2 * self.DEVICES, "the staged schedules are still to bill")
         with self.assertRaisesRegex(UserError, "still being built"):
             invoice.action_post()
+        # Its periods are frozen: a termination would change what the invoice already sums up.
+        with self.assertRaisesRegex(UserError, "being invoiced by a billing run"):
+            schedules[0].contract_item_id.write({"date_end": date(2022, 4, 15)})
         # No other run takes the staged schedules.
         other = self.env["iot.billing.run"].create({"date": date(2022, 4, 30)})
         self.assertFalse(
