@@ -600,18 +600,31 @@ class IotBillingRun(models.Model):
     # the step under way, rolled back, and any worker goes on from there.
 
     def _iot_contracts_in_steps(self):
+        # The distinct contracts of a million parts, read as a skip through the index.
+        self.env["iot.billing.run.part"].flush_model()
+        self.env["iot.billing.run.line"].flush_model()
         self.env.cr.execute(
-            """SELECT contract_id FROM iot_billing_run_line WHERE run_id = %s
-                UNION SELECT DISTINCT contract_id FROM iot_billing_run_part WHERE run_id = %s""",
-            [self.id, self.id],
+            """WITH RECURSIVE staged(contract_id) AS (
+                   (SELECT contract_id FROM iot_billing_run_part WHERE run_id = %(run)s ORDER BY contract_id LIMIT 1)
+                   UNION ALL
+                   SELECT (SELECT part.contract_id FROM iot_billing_run_part part
+                            WHERE part.run_id = %(run)s AND part.contract_id > staged.contract_id
+                            ORDER BY part.contract_id LIMIT 1)
+                     FROM staged WHERE staged.contract_id IS NOT NULL
+               )
+               SELECT contract_id FROM staged WHERE contract_id IS NOT NULL
+                UNION SELECT contract_id FROM iot_billing_run_line WHERE run_id = %(run)s""",
+            {"run": self.id},
         )
         return [row[0] for row in self.env.cr.fetchall()]
 
     def _iot_staged_schedule_count(self):
-        self.env.cr.execute(
-            "SELECT count(DISTINCT schedule_id) FROM iot_billing_run_part WHERE run_id = %s", [self.id]
+        contract_ids = self._iot_contracts_in_steps()
+        if not contract_ids:
+            return 0
+        return self.env["iot.invoicing.schedule"].search_count(
+            [("state", "=", "billing"), ("company_id", "=", self.company_id.id), ("contract_id", "in", contract_ids)]
         )
-        return self.env.cr.fetchone()[0]
 
     def _iot_bill_step(self, contract, started):
         """Do the next step of a contract billed in steps, claimed shared by this transaction.
