@@ -589,7 +589,7 @@ class IotBillingRun(models.Model):
     # ------------------------------------------------------------------
     # A contract with more due schedules than a chunk takes (a fleet of a million devices
     # on one contract) cannot be billed in one transaction under Odoo's time limits. Its
-    # run bills it in committed steps, one worker at a time (the contract's row lock):
+    # run bills it in committed steps; stages and links go on several workers at once:
     #   1. stage: a slice of its due schedules is valued, its parts are stored with the key
     #      of the invoice line they go to, and the schedules become "being invoiced";
     #   2. invoice: once none is left, the invoices are created (draft) from the parts' sums;
@@ -665,9 +665,9 @@ class IotBillingRun(models.Model):
                 raise  # another transaction changed its rows: the step starts again
             self.env.invalidate_all()
             _logger.warning("Billing run %s: contract %s failed: %s", self.id, contract.id, error)
-            # Stop the other workers' slices of it first: they would go on staging it.
+            # Undone with the contract alone: another worker's slice under way would stay staged.
             if not self._iot_claim_contracts(contract.ids, 1):
-                raise
+                return "held"
             if lines.move_id:
                 # Complete and linked, the invoice waits in draft for the accountant.
                 message = self.env._("Its invoice is left in draft, not posted: %(error)s", error=error)
@@ -713,19 +713,18 @@ class IotBillingRun(models.Model):
         parts = schedules._iot_invoice_line_parts()
         keys = [repr(key) for key in contract._iot_line_keys(parts)] if parts else []
         cr = self.env.cr
-        cr.execute(
-            "SELECT id, invoice_date, device_id, date_from, date_to FROM iot_invoicing_schedule WHERE id = ANY(%s)",
-            [schedules.ids],
-        )
-        facts = {row[0]: row[1:] for row in cr.fetchall()}
+        cr.execute("SELECT id, invoice_date FROM iot_invoicing_schedule WHERE id = ANY(%s)", [schedules.ids])
+        invoice_dates = dict(cr.fetchall())
         self.env["iot.billing.run.line"].flush_model()
-        line_keys = sorted({(facts[part["schedule_id"]][0], key) for part, key in zip(parts, keys, strict=True)})
+        line_keys = sorted({(invoice_dates[part["schedule_id"]], key) for part, key in zip(parts, keys, strict=True)})
         cr.execute(
             """INSERT INTO iot_billing_run_line (run_id, company_id, contract_id, invoice_date, key)
                SELECT %s, %s, %s, row.invoice_date, row.key
                  FROM unnest(%s::date[], %s::varchar[]) AS row(invoice_date, key)
                ON CONFLICT (run_id, contract_id, invoice_date, key) DO NOTHING""",
             [self.id, self.company_id.id, contract.id, [day for day, _k in line_keys], [k for _d, k in line_keys]],
+            # Two workers' first slices may add the same line: the later one starts again (expected).
+            log_exceptions=False,
         )
         cr.execute(
             "SELECT invoice_date, key, id FROM iot_billing_run_line WHERE run_id = %s AND contract_id = %s",
@@ -734,9 +733,9 @@ class IotBillingRun(models.Model):
         line_ids = {(day, key): line_id for day, key, line_id in cr.fetchall()}
         rows = []
         for part, key in zip(parts, keys, strict=True):
-            invoice_date, device_id, date_from, date_to = facts[part["schedule_id"]]
+            schedule_id = part["schedule_id"]
             rows.append((
-                part["schedule_id"], line_ids[invoice_date, key], part["kind"], part.get("valuation_id"),
+                schedule_id, line_ids[invoice_dates[schedule_id], key], part["kind"], part.get("valuation_id"),
                 to_decimal(part["quantity"]), to_decimal(part["price_unit"]), to_decimal(part["amount"]),
             ))
         # A schedule with nothing to bill is closed with its period: a row without line.
