@@ -763,21 +763,28 @@ class IotBillingRun(models.Model):
     def _iot_invoice_staged(self, contract, lines):
         """Step 2: the contract's invoices (draft), one per invoice date, from the parts' sums."""
         cr = self.env.cr
+        # The stages have just changed the state of up to millions of rows: fresh statistics
+        # keep the planner on the indexes for the links that follow.
+        cr.execute("ANALYZE iot_invoicing_schedule, iot_billing_run_part")
         cr.execute(
             """SELECT line_id, count(*), sum(amount)::text, sum(quantity)::text, min(price_unit)::text,
                       max(price_unit)::text, min(date_from), max(date_to),
                       count(DISTINCT (date_from, date_to)),
                       count(DISTINCT device_id) + count(DISTINCT schedule_id) FILTER (WHERE device_id IS NULL),
-                      min(id)
+                      min(schedule_id)
                  FROM iot_billing_run_part
                 WHERE run_id = %s AND contract_id = %s AND line_id IS NOT NULL
                 GROUP BY line_id""",
             [self.id, contract.id],
         )
         sums = {row[0]: row[1:] for row in cr.fetchall()}
-        first_ids = [row[-1] for row in sums.values()]
+        # Each line's first member, as billed at once: its first schedule's part (parts of one
+        # schedule are staged in their order, whatever worker staged which slice).
         cr.execute(
-            "SELECT id, schedule_id, kind, valuation_id FROM iot_billing_run_part WHERE id = ANY(%s)", [first_ids]
+            """SELECT DISTINCT ON (line_id) line_id, schedule_id, kind, valuation_id, id FROM iot_billing_run_part
+                WHERE run_id = %s AND contract_id = %s AND line_id IS NOT NULL
+                ORDER BY line_id, schedule_id, id""",
+            [self.id, contract.id],
         )
         first_rows = {row[0]: row[1:] for row in cr.fetchall()}
         first_schedules = self.env["iot.invoicing.schedule"].browse({row[0] for row in first_rows.values()})
@@ -789,10 +796,10 @@ class IotBillingRun(models.Model):
         info = contract._iot_schedule_group_info(first_schedules)
         by_date = {}
         for line in lines.filtered(lambda line: line.id in sums):
-            (count, amount, quantity, price_min, price_max, date_from, date_to, periods, devices, first_id) = sums[
-                line.id
-            ]
-            schedule_id, kind, valuation_id = first_rows[first_id]
+            count, amount, quantity, price_min, price_max, date_from, date_to, periods, devices, first_schedule = (
+                sums[line.id]
+            )
+            schedule_id, kind, valuation_id, first_part = first_rows[line.id]
             summary = {
                 "first": parts[schedule_id, kind, valuation_id],
                 "info": info[schedule_id],
@@ -806,7 +813,8 @@ class IotBillingRun(models.Model):
                 "devices": devices,
             }
             # The order of a contract billed at once: fees first, then usage, by first member.
-            by_date.setdefault(line.invoice_date, []).append(((kind != "fixed", first_id), line, summary))
+            order = (kind != "fixed", first_schedule, first_part)
+            by_date.setdefault(line.invoice_date, []).append((order, line, summary))
         move_vals_list, staged_lines = [], []
         for invoice_date, entries in sorted(by_date.items()):
             entries.sort(key=lambda entry: entry[0])

@@ -15,6 +15,15 @@ class TestBillingInSteps(IotGroupingCommon):
 
     DEVICES = 20
 
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # A second rule: two usage lines, whose order must be that of a contract billed at once.
+        cls.env["iot.usage.calculator"].create(
+            {"name": "Energy surcharge", "product_tmpl_id": cls.plan.product_tmpl_id.id,
+             "metric_id": cls.metric.id, "pricing": "per_unit", "unit_price": 0.00003, "sequence": 20}
+        )
+
     def _twin_fleets(self, policy):
         """Two contracts of the same devices, plans, usage: one to bill at once, one in steps."""
         contracts = []
@@ -83,6 +92,8 @@ class TestBillingInSteps(IotGroupingCommon):
                 self.assertEqual(invoice.state, "posted")
                 self.assertEqual(invoice.iot_billing_run_id, run)
                 self.assertEqual(self._lines(invoice), self._lines(expected))
+                # A fee and two rules' usage, per device type with that policy.
+                self.assertEqual(len(invoice.invoice_line_ids), 3 if policy == "plan_period" else 6)
                 self.assertEqual(invoice.amount_total, expected.amount_total)
                 self.assertEqual(self._detail(invoice), self._detail(expected))
                 self._assert_exact(invoice)
