@@ -12,3 +12,4 @@ from . import iot_billing_run_part
 from . import iot_device
 from . import account_move
 from . import account_move_line
+from . import ir_cron

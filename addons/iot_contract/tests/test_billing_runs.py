@@ -1,11 +1,15 @@
+import threading
+import time
 from datetime import date
 from unittest.mock import patch
 
 from odoo import SUPERUSER_ID, api
-from odoo.addons.iot_contract.tools import try_lock_for_valuation
+from odoo.addons.iot_contract.tools import CronBudget, prefork_limit_start, try_lock_for_valuation
+from odoo.addons.iot_contract.tools.cron_budget import CRON_WORKER_SLEEP
 from odoo.addons.iot_device.tools import ApiInputError
 from odoo.exceptions import AccessError
 from odoo.tests import Form, freeze_time, tagged
+from odoo.tools import config
 
 from .common import IotContractCommon
 
@@ -113,3 +117,24 @@ class TestBillingRuns(IotContractCommon):
             action = wizard_form.save().action_run()
         run = self.BillingRun.browse(action["res_id"])
         self.assertEqual((run.state, run.schedule_count, run.invoice_count), ("done", 2, 2))
+
+    def test_cron_budget_counts_from_the_prefork_watchdog_ping(self):
+        now = time.time()
+        # Woken by a trigger right after its previous jobs: the ping followed them.
+        self.assertEqual(prefork_limit_start(now - 30, now), now - 30)
+        # Slept for who knows how long (or first poll): as long as a cron worker may sleep.
+        self.assertEqual(prefork_limit_start(now - 500, now), now - CRON_WORKER_SLEEP)
+        self.assertEqual(prefork_limit_start(None, now), now - CRON_WORKER_SLEEP)
+        thread = threading.current_thread()
+        limits = {"limit_time_real": 120, "limit_time_real_cron": -1}
+        with patch.dict(config.options, limits):
+            thread.iot_limit_start = now - 100  # the jobs before this one used 100 s of the 120
+            try:
+                self.assertFalse(CronBudget(self.env.cr).allows(5), "100 s + 2 x 5 s + 15 s is over 120 s")
+            finally:
+                thread.iot_limit_start = None
+            thread.iot_limit_start = now - 10
+            try:
+                self.assertTrue(CronBudget(self.env.cr).allows(5))
+            finally:
+                thread.iot_limit_start = None

@@ -9,5 +9,5 @@ from .periods import (
     prorate,
     split_periods,
 )
-from .cron_budget import CronBudget
+from .cron_budget import CronBudget, prefork_limit_start
 from .billing_lock import LOCK_NAMESPACE, try_lock_for_billing, try_lock_for_valuation
