@@ -901,12 +901,14 @@ class IotBillingRun(models.Model):
     def _iot_delete_staged(self, contract):
         self.env["iot.billing.run.line"].flush_model()
         self.env["iot.billing.run.part"].flush_model()
-        self.env.cr.execute(
-            "DELETE FROM iot_billing_run_part WHERE run_id = %s AND contract_id = %s", [self.id, contract.id]
-        )
-        self.env.cr.execute(
-            "DELETE FROM iot_billing_run_line WHERE run_id = %s AND contract_id = %s", [self.id, contract.id]
-        )
+        # A worker whose snapshot predates another's posting meets a serialization failure here
+        # and starts again (expected, not logged).
+        for table in ("iot_billing_run_part", "iot_billing_run_line"):
+            self.env.cr.execute(
+                SQL("DELETE FROM %s WHERE run_id = %s AND contract_id = %s", SQL.identifier(table), self.id,
+                    contract.id),
+                log_exceptions=False,
+            )
         self.env["iot.billing.run.line"].invalidate_model()
 
     def _iot_unstage(self, contract):
