@@ -258,10 +258,12 @@ class AccountMove(models.Model):
 
     def _post(self, soft=True):
         posted = super()._post(soft)
-        to_attach = posted.filtered(lambda move: move.company_id.iot_attach_detail and move.iot_schedule_ids)
-        if not to_attach:
+        asked = posted.filtered(lambda move: move.company_id.iot_attach_detail)
+        if not asked:
             return posted
-        counts = to_attach._iot_detail_row_counts()
+        # Counted in SQL: reading the schedules of a million-device invoice would load them all.
+        counts = asked._iot_detail_row_counts()
+        to_attach = asked.filtered(lambda move: counts[move.id])
         inline_rows = min(self._iot_detail_param("detail_inline_rows", DETAIL_INLINE_ROWS), self._iot_xlsx_max_rows())
         deferred = to_attach.filtered(lambda move: counts[move.id] > inline_rows)
         for move in to_attach - deferred:
