@@ -327,9 +327,10 @@ class IotBillingRun(models.Model):
         ``excluded``: a set of contract ids already handled in this transaction (a run
         answered at once, without commits between its chunks); None in the background,
         where each chunk commits and contracts left planned are looked at again.
-        Returns "billed", "held" (due contracts remain, all held by other transactions,
-        usually other workers of this run), "retry" (what it claimed was billed meanwhile)
-        or "finished".
+        In the background, a contract larger than a chunk is billed in steps instead, one
+        step being the chunk (``_iot_bill_step``). Returns "billed", "held" (due contracts
+        remain, all held by other transactions, usually other workers of this run), "retry"
+        (what it claimed was billed meanwhile) or "finished".
         """
         started = time.monotonic()
         Schedule = self.env["iot.invoicing.schedule"]
