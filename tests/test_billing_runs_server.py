@@ -42,19 +42,26 @@ def only_billing_crons_fixture(server_db):
         sql(server_db, "UPDATE ir_cron SET active = true WHERE id = ANY(%s)", (paused,))
 
 
-@pytest.fixture(name="fleet")
-def fleet_fixture(odoo_server):
-    """A company of its own with CONTRACTS running contracts, one item each from January 2023."""
-    rpc, tag = odoo_server.rpc, uuid.uuid4().hex[:8]
-    company = rpc("res.company", "create", {"name": "Runs " + tag})
+def _company_with_plan(rpc, label):
+    """A company of its own (chart of accounts, admin in it), a customer and a plan at 10.0 without tax."""
+    tag = uuid.uuid4().hex[:8]
+    company = rpc("res.company", "create", {"name": "%s %s" % (label, tag)})
     admin = rpc("res.users", "search", [("login", "=", "admin")])
     rpc("res.users", "write", admin, {"company_ids": [(4, company)]})
     rpc("account.chart.template", "try_loading", [], "generic_coa", company, False)
     context = {"allowed_company_ids": [company]}
-    partner = rpc("res.partner", "create", {"name": "Runs customer " + tag}, context=context)
-    plan = rpc("product.product", "create", {"name": "Runs plan", "default_code": "RUNS-" + tag, "type": "service",
-                                             "list_price": 10.0, "iot_is_plan": True, "company_id": company,
-                                             "taxes_id": [(6, 0, [])]}, context=context)
+    partner = rpc("res.partner", "create", {"name": "%s customer %s" % (label, tag)}, context=context)
+    plan = rpc("product.product", "create", {"name": label + " plan", "default_code": "%s-%s" % (label.upper(), tag),
+                                             "type": "service", "list_price": 10.0, "iot_is_plan": True,
+                                             "company_id": company, "taxes_id": [(6, 0, [])]}, context=context)
+    return tag, company, context, partner, plan
+
+
+@pytest.fixture(name="fleet")
+def fleet_fixture(odoo_server):
+    """A company of its own with CONTRACTS running contracts, one item each from January 2023."""
+    rpc = odoo_server.rpc
+    tag, company, context, partner, plan = _company_with_plan(rpc, "Runs")
     contracts = rpc("iot.contract", "create", [
         {"name": "Runs %d" % index, "reference": "RUNS-%s-%d" % (tag, index), "partner_id": partner,
          "auto_post": False} for index in range(CONTRACTS)], context=context)
@@ -185,16 +192,8 @@ STEP = 6  # schedules per step: the contract's 60 due schedules take 10 stages a
 def big_contract_fixture(odoo_server, server_db):
     """A company of its own with one contract of ITEMS items from January 2023, grouped by plan
     and period, larger than a step; steps of STEP schedules while the test runs."""
-    rpc, tag = odoo_server.rpc, uuid.uuid4().hex[:8]
-    company = rpc("res.company", "create", {"name": "Steps " + tag})
-    admin = rpc("res.users", "search", [("login", "=", "admin")])
-    rpc("res.users", "write", admin, {"company_ids": [(4, company)]})
-    rpc("account.chart.template", "try_loading", [], "generic_coa", company, False)
-    context = {"allowed_company_ids": [company]}
-    partner = rpc("res.partner", "create", {"name": "Steps customer " + tag}, context=context)
-    plan = rpc("product.product", "create", {"name": "Steps plan", "default_code": "STEPS-" + tag,
-                                             "type": "service", "list_price": 10.0, "iot_is_plan": True,
-                                             "company_id": company, "taxes_id": [(6, 0, [])]}, context=context)
+    rpc = odoo_server.rpc
+    tag, company, context, partner, plan = _company_with_plan(rpc, "Steps")
     contract = rpc("iot.contract", "create", {"name": "Steps", "reference": "STEPS-" + tag, "partner_id": partner,
                                               "invoice_grouping": "plan_period", "auto_post": True}, context=context)
     rpc("iot.contract.item", "create", [
