@@ -138,3 +138,12 @@ class TestBillingRuns(IotContractCommon):
                 self.assertTrue(CronBudget(self.env.cr).allows(5))
             finally:
                 thread.iot_limit_start = None
+            # Odoo calls the cron again in the same series: a chunk of 50 s seen by an earlier
+            # call still counts, although the new call has billed none yet.
+            thread.iot_limit_start = now - 10
+            try:
+                self.assertFalse(CronBudget(self.env.cr).allows(50), "10 s + 2 x 50 s + 15 s is over 120 s")
+                self.assertFalse(CronBudget(self.env.cr).allows(0), "the series' longest chunk is remembered")
+            finally:
+                thread.iot_limit_start = None
+                self.env.cr._iot_cron_longest = 0.0
