@@ -94,6 +94,18 @@ def _wake_crons(db):
     sql("postgres", "SELECT pg_notify(%s, %s)", ("cron_trigger", db))  # the channel Odoo listens on
 
 
+def _wait_finished(server, db, run_id, context, message):
+    """The run's status once it is no longer running, waking the cron threads every second
+    (else they look at their next poll, up to a minute later)."""
+
+    def finished():
+        _wake_crons(db)
+        status = _status(server, run_id, context)
+        return status if status["state"] != "running" else None
+
+    return wait_until(finished, 180, interval=1, message=message)
+
+
 def test_run_killed_mid_run_resumes_and_bills_each_schedule_once(
         odoo_server, server_db, bridge_workdir, fleet, only_billing_crons):
     context = fleet["context"]
@@ -116,12 +128,7 @@ def test_run_killed_mid_run_resumes_and_bills_each_schedule_once(
         workers = OdooServer(server_db, bridge_workdir, cron_threads=2)
         workers.start()
 
-        def finished():
-            _wake_crons(server_db)  # the cron threads wake on this (else at their next poll, <= 60 s)
-            status = _status(odoo_server, run_id, context)
-            return status if status["state"] != "running" else None
-
-        after = wait_until(finished, 180, interval=1, message="the run to finish after the restart")
+        after = _wait_finished(odoo_server, server_db, run_id, context, "the run to finish after the restart")
     finally:
         workers.stop()
 
@@ -171,12 +178,8 @@ def test_run_waits_for_the_valuation_and_skips_nothing(
         finally:
             valuation.close()
 
-        def finished():
-            _wake_crons(server_db)
-            status = _status(odoo_server, answer["run_id"], context)
-            return status if status["state"] != "running" else None
-
-        after = wait_until(finished, 180, interval=1, message="the run to finish after the valuation")
+        after = _wait_finished(odoo_server, server_db, answer["run_id"], context,
+                               "the run to finish after the valuation")
     finally:
         workers.stop()
     assert (after["state"], after["schedules_skipped"], after["errors"]) == ("done", 0, []), after
@@ -232,12 +235,7 @@ def test_contract_billed_in_steps_killed_mid_run_resumes_exactly_once(
         workers = OdooServer(server_db, bridge_workdir, cron_threads=2)
         workers.start()
 
-        def finished():
-            _wake_crons(server_db)
-            status = _status(odoo_server, run_id, context)
-            return status if status["state"] != "running" else None
-
-        after = wait_until(finished, 180, interval=1, message="the run to finish after the restart")
+        after = _wait_finished(odoo_server, server_db, run_id, context, "the run to finish after the restart")
     finally:
         workers.stop()
 

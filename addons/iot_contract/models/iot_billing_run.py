@@ -838,12 +838,6 @@ class IotBillingRun(models.Model):
         invoice lines. Returns False once none is left, None if what is left is held elsewhere."""
         cr = self.env.cr
         self.env["iot.billing.run.part"].flush_model()
-        cr.execute(
-            "SELECT EXISTS (SELECT FROM iot_billing_run_part WHERE run_id = %s AND contract_id = %s)",
-            [self.id, contract.id],
-        )
-        if not cr.fetchone()[0]:
-            return False
         self.env["iot.invoicing.schedule"].flush_model(["state"])
         # The next schedules in the parts' index order (a plan that does not depend on statistics
         # the run itself has just made stale), a few slices' worth: other workers lock theirs.
@@ -854,6 +848,8 @@ class IotBillingRun(models.Model):
             [self.id, contract.id, 4 * limit],
         )
         candidates = [row[0] for row in cr.fetchall()]
+        if not candidates:
+            return False
         cr.execute(
             """SELECT id FROM iot_invoicing_schedule WHERE id = ANY(%s) AND state = 'billing'
                 ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED""",
