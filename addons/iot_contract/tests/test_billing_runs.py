@@ -5,7 +5,7 @@ from unittest.mock import patch
 
 from odoo import SUPERUSER_ID, api
 from odoo.addons.iot_contract.tools import CronBudget, prefork_limit_start, try_lock_for_valuation
-from odoo.addons.iot_contract.tools.cron_budget import CRON_WORKER_SLEEP
+from odoo.addons.iot_contract.tools.committed_steps import CRON_WORKER_SLEEP
 from odoo.addons.iot_device.tools import ApiInputError
 from odoo.exceptions import AccessError
 from odoo.tests import Form, freeze_time, tagged

@@ -9,5 +9,21 @@ from .periods import (
     prorate,
     split_periods,
 )
-from .cron_budget import CronBudget, prefork_limit_start
-from .billing_lock import LOCK_NAMESPACE, try_lock_for_billing, try_lock_for_valuation
+from .committed_steps import (
+    CommittedSteps,
+    CronBudget,
+    Outcome,
+    can_commit,
+    is_concurrency_error,
+    prefork_limit_start,
+)
+from .locks import (
+    LOCK_NAMESPACE,
+    LockNamespace,
+    RowLock,
+    advisory_lock,
+    claim_rows,
+    try_advisory_lock,
+    try_lock_for_billing,
+    try_lock_for_valuation,
+)
