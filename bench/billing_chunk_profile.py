@@ -74,7 +74,7 @@ def main():
         profiler = cProfile.Profile()
         began = time.monotonic()
         profiler.enable()
-        outcome = run._iot_bill_chunk()
+        outcome = env["iot.billing.engine"]._bill_next_chunk(run)
         env.flush_all()
         profiler.disable()
         chunk = time.monotonic() - began

@@ -5,6 +5,7 @@ from . import iot_contract_item
 from . import iot_contract_item_suspension
 from . import iot_invoicing_schedule
 from . import iot_billing_run
+from . import iot_billing_engine
 from . import iot_billing_run_error
 from . import iot_billing_run_chunk
 from . import iot_billing_run_line

@@ -25,6 +25,14 @@ class AccountMove(models.Model):
         help="The contract whose termination issued this credit note.",
     )
 
+    def _iot_pair_product_lines(self, billed):
+        """``[(product line, what it bills)]`` of this new invoice: its product lines are created in
+        the order of their commands, so the n-th bills ``billed[n]``. Every product line must bill
+        something of ``billed`` (a mismatch raises)."""
+        self.ensure_one()
+        product_lines = self.invoice_line_ids.filtered(lambda line: line.display_type == "product")
+        return list(zip(product_lines.sorted("id"), billed, strict=True))
+
     def _iot_monthly_numbering(self):
         return self.journal_id.iot_monthly_sequence and self.move_type in (
             "out_invoice",

@@ -1,8 +1,13 @@
-from odoo import fields, models
+import os
+import socket
+import threading
+
+from odoo import api, fields, models
 
 
 class IotBillingRunChunk(models.Model):
-    """One committed unit of a billing run's work: what it billed and what it cost.
+    """One chunk of a billing run (one committed unit of its work: a chunk of contracts, or a
+    step of a contract billed in steps): what it billed and what it cost.
 
     Inserted once per chunk (never updated), so workers billing chunks of one run
     in parallel never contend for a row; the run's counters are their sums.
@@ -23,3 +28,19 @@ class IotBillingRunChunk(models.Model):
     error_count = fields.Integer(string="Contracts Failed")
     duration = fields.Float(string="Duration (s)", digits=(16, 2))
     worker = fields.Char(help="Process and thread that billed the chunk.")
+
+    @api.model
+    def _record(self, run, tally, seconds):
+        """Record one chunk of ``run`` (a ``ChunkTally``) and the contracts that failed in it."""
+        self.env["iot.billing.run.error"].create(tally.errors)
+        thread = threading.current_thread().name
+        return self.create({
+            "run_id": run.id,
+            "contract_count": tally.contracts,
+            "schedule_count": tally.schedules,
+            "invoice_count": tally.invoices,
+            "skipped_count": tally.skipped,
+            "error_count": len(tally.errors),
+            "duration": seconds,
+            "worker": "%s:%d/%s" % (socket.gethostname(), os.getpid(), thread),
+        })

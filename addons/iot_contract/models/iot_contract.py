@@ -226,7 +226,7 @@ class IotContract(models.Model):
         )
 
     # ------------------------------------------------------------------
-    # Invoicing (called by iot.billing.run; see readme/USAGE.md for the hooks)
+    # Invoicing (called by iot.billing.engine; see readme/USAGE.md for the hooks)
     # ------------------------------------------------------------------
     def _iot_prepare_invoice_vals(self, invoice_date):
         self.ensure_one()
@@ -282,18 +282,43 @@ class IotContract(models.Model):
 
     def _iot_billed_in_steps(self):
         """Hook: whether a contract with more due schedules than a billing chunk takes may be
-        billed in steps (``iot.billing.run``, *contracts billed in steps*): its lines must then
+        billed in steps (``iot.billing.engine``, *contracts billed in steps*): its lines must then
         be sums of parts, given by ``_iot_line_keys`` and ``_iot_summary_line_vals``.
         Base: no, one line per part (iot_invoice_grouping groups them)."""
         return False
 
     def _iot_line_keys(self, parts):
-        """Hook of contracts billed in steps: the key of the invoice line of each part."""
-        raise NotImplementedError
+        """Hook of contracts billed in steps: the key of the invoice line of each part (parts of
+        one key are summed into one line). Base: one line per part."""
+        self.ensure_one()
+        return [(part["schedule_id"], part["kind"], part.get("valuation_id")) for part in parts]
 
     def _iot_summary_line_vals(self, summary):
-        """Hook of contracts billed in steps: an invoice line's values from its parts' sums."""
-        raise NotImplementedError
+        """Hook of contracts billed in steps: an invoice line's values from its parts' sums
+        (a ``tools.billing_types.LineSummary``). Base: the line of its first part, or, for
+        several parts, one line of their total amount (iot_invoice_grouping labels and splits it)."""
+        self.ensure_one()
+        first = summary["first"]
+        if summary["count"] != 1:
+            first = dict(first, quantity=1.0, price_unit=float(summary["amount"]))
+        return self._iot_prepare_line_vals(first, summary["date_from"], summary["date_to"])
+
+    def _iot_schedule_group_info(self, schedules):
+        """Hook: what the invoice lines of these schedules need of each beyond its parts,
+        ``{schedule id: tools.billing_types.ScheduleInfo}``, read in bulk. Base: dates, device
+        and billing period; iot_invoice_grouping adds what its policies group by."""
+        self.ensure_one()
+        schedules.fetch(["date_from", "date_to", "device_id", "contract_item_id"])
+        schedules.contract_item_id.fetch(["billing_period"])
+        return {
+            schedule.id: {
+                "date_from": schedule.date_from,
+                "date_to": schedule.date_to,
+                "device_id": schedule.device_id.id,
+                "billing_period": schedule.contract_item_id.billing_period,
+            }
+            for schedule in schedules
+        }
 
     def _iot_extra_invoice_lines(self, invoice_date):
         """Hook: invoice line values to add to the contract's invoice of ``invoice_date``, beside
@@ -340,7 +365,7 @@ class IotContract(models.Model):
         parts_by_schedule = {}
         for part in schedules._iot_invoice_line_parts():
             parts_by_schedule.setdefault(part["schedule_id"], []).append(part)
-        move_vals_list, periods = [], []
+        plans, periods = [], []
         for contract, contract_schedules in schedules.grouped("contract_id").items():
             for invoice_date, period_schedules in contract_schedules.grouped("invoice_date").items():
                 parts = [part for sid in period_schedules.ids for part in parts_by_schedule.get(sid, [])]
@@ -349,20 +374,15 @@ class IotContract(models.Model):
                     # Nothing to bill for the period (no fee, no usage): close it without invoice.
                     period_schedules.write({"state": "invoiced"})
                     continue
-                lines += [(vals, []) for vals in contract._iot_extra_invoice_lines(invoice_date)]
-                move_vals = contract._iot_prepare_invoice_vals(invoice_date)
-                move_vals["iot_billing_run_id"] = run.id
-                move_vals["invoice_line_ids"] = [Command.create(vals) for vals, _members in lines]
-                move_vals_list.append(move_vals)
-                periods.append((contract, period_schedules, [members for _vals, members in lines]))
-        invoices = self.env["account.move"].create(move_vals_list)
-        to_post = self.env["account.move"]
+                plans.append((contract, invoice_date, lines))
+                periods.append(period_schedules)
+        invoices = to_post = self.env["account.move"]
         line_parts = []
-        for invoice, (contract, period_schedules, members_by_line) in zip(invoices, periods, strict=True):
+        created = self.env["iot.billing.engine"]._create_invoices(run, plans)
+        for (invoice, paired), (contract, _date, _lines), period_schedules in zip(created, plans, periods, strict=True):
             period_schedules.write({"state": "invoiced", "invoice_id": invoice.id})
-            # Lines are created in the order of their commands: pair each with its parts.
-            product_lines = invoice.invoice_line_ids.filtered(lambda line: line.display_type == "product")
-            line_parts += zip(product_lines.sorted("id").ids, members_by_line, strict=True)
+            line_parts += [(line.id, members) for line, members in paired]
+            invoices |= invoice
             if contract.auto_post:
                 to_post |= invoice
         schedules._iot_link_invoice_lines(line_parts)

@@ -376,8 +376,7 @@ class IotContractItem(models.Model):
             members.append(invoice_credits)
         refunds = self.env["account.move"].sudo().create(move_vals_list)
         for refund, invoice_credits in zip(refunds, members, strict=True):
-            product_lines = refund.invoice_line_ids.filtered(lambda line: line.display_type == "product")
-            for line, (schedule, _amount, _day) in zip(product_lines.sorted("id"), invoice_credits, strict=True):
+            for line, (schedule, _amount, _day) in refund._iot_pair_product_lines(invoice_credits):
                 schedule.sudo().credit_line_id = line
         refunds.filtered(lambda refund: refund.iot_contract_id.auto_post).action_post()
         return refunds

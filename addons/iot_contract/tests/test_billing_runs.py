@@ -76,6 +76,29 @@ class TestBillingRuns(IotContractCommon):
         self.assertIn(self.billing_user, run.activity_ids.user_id)
         self.assertTrue(any("no journal for this test" in message.body for message in self.second.message_ids))
 
+    def test_deadlock_is_retried_like_a_serialization_failure_not_recorded(self):
+        original = type(self.env["iot.contract"])._iot_invoice_schedules
+        deadlocks = []
+
+        def deadlocking_once(contracts, schedules, run):
+            # The chunk's batch, then the contract alone, meet the deadlock; the next run does not.
+            if self.second in contracts and len(deadlocks) < 2:
+                deadlocks.append(run.id)
+                # A real error of PostgreSQL's, as a deadlock with another transaction raises it.
+                self.env.cr.execute(
+                    "DO $$ BEGIN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = 'deadlock_detected'; END $$"
+                )
+            return original(contracts, schedules, run)
+
+        with patch.object(type(self.env["iot.contract"]), "_iot_invoice_schedules", deadlocking_once):
+            answer = self._run_billing("2022-04-30")
+            self.assertEqual(len(deadlocks), 2)
+            self.assertEqual((answer["state"], answer["errors"]), ("done", []), "a deadlock is no contract's failure")
+            self.assertEqual((answer["schedules_done"], answer["schedules_skipped"]), (1, 1))
+            again = self._run_billing("2022-04-30")
+        self.assertEqual((again["state"], again["schedules_done"], again["errors"]), ("done", 1, []))
+        self.assertEqual(len(again["invoice_ids"]), 1, "the contract is billed by the next run")
+
     def test_api_status_checks_its_input_and_the_company(self):
         answer = self._run_billing("2022-04-30")
         status = self.BillingRun.with_user(self.billing_user).api_status(answer["run_id"])

@@ -2,11 +2,20 @@ from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 
 from odoo import fields, models
+from odoo.addons.iot_contract.tools.billing_types import ScheduleInfo
 from odoo.addons.iot_contract.tools.periods import period_bounds
 from odoo.addons.iot_device.tools import to_decimal
 from odoo.tools import format_date, formatLang
 
 from .res_company import GROUPING_POLICIES
+
+
+class GroupingInfo(ScheduleInfo, total=False):
+    """What the grouping policies add to a schedule's ``ScheduleInfo``."""
+
+    device_type: models.BaseModel  # iot_billing.device.type, with the device_type policy
+    tag: models.BaseModel  # iot_billing.device.tag (the first), with the device_tag policy
+    analytic: dict  # the item's analytic distribution, with the analytic and none policies
 
 
 class IotContract(models.Model):
@@ -94,31 +103,23 @@ class IotContract(models.Model):
         return vals
 
     def _iot_schedule_group_info(self, schedules):
-        """What the grouping keys and labels need of each schedule, read in bulk;
-        device types, tags and analytics only when the policy groups by them."""
-        self.ensure_one()
+        # Device types, tags and analytics, read in bulk only when the policy groups by them.
+        info = super()._iot_schedule_group_info(schedules)
         policy = self.invoice_grouping
-        schedules.fetch(["date_from", "date_to", "device_id", "contract_item_id"])
         if policy in ("device_type", "device_tag"):
             schedules.device_id.fetch(["device_type_id", "tag_ids"])
         with_analytic = policy in ("analytic", "none")
-        item_fields = ["analytic_distribution", "billing_period"] if with_analytic else ["billing_period"]
-        schedules.contract_item_id.fetch(item_fields)
+        if with_analytic:
+            schedules.contract_item_id.fetch(["analytic_distribution"])
         Tag = self.env["iot_billing.device.tag"]
         DeviceType = self.env["iot_billing.device.type"]
-        info = {}
         for schedule in schedules:
             device = schedule.device_id
-            item = schedule.contract_item_id
-            info[schedule.id] = {
-                "date_from": schedule.date_from,
-                "date_to": schedule.date_to,
-                "device_id": device.id,
-                "device_type": device.device_type_id if policy == "device_type" else DeviceType,
-                "tag": device.tag_ids[:1] if policy == "device_tag" else Tag,
-                "analytic": (item.analytic_distribution or {}) if with_analytic else {},
-                "billing_period": item.billing_period,
-            }
+            info[schedule.id].update(
+                device_type=device.device_type_id if policy == "device_type" else DeviceType,
+                tag=device.tag_ids[:1] if policy == "device_tag" else Tag,
+                analytic=(schedule.contract_item_id.analytic_distribution or {}) if with_analytic else {},
+            )
         return info
 
     def _iot_group_key(self, part, info):

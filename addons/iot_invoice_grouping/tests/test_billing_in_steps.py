@@ -52,14 +52,13 @@ class TestBillingInSteps(IotGroupingCommon):
     def _bill_at_once(self, run, contract):
         Schedule = self.env["iot.invoicing.schedule"]
         due = Schedule.search(run._due_schedule_domain() + [("contract_id", "=", contract.id)])
-        totals, errors = {"schedules": 0, "skipped": 0, "invoices": 0}, []
-        run._bill_contract(contract, due.ids, totals, errors)
-        self.assertFalse(errors)
+        tally = self.env["iot.billing.engine"]._bill_contract(run, contract, due.ids)
+        self.assertFalse(tally.errors)
         return Schedule.browse(due.ids).invoice_id
 
     def _bill_in_steps(self, run):
         outcomes = []
-        while (outcome := run._iot_bill_chunk()) != "finished":
+        while (outcome := self.env["iot.billing.engine"]._bill_next_chunk(run)) != "finished":
             outcomes.append(outcome)
             self.assertLess(len(outcomes), 50, "the steps end")
         return outcomes
@@ -110,7 +109,7 @@ class TestBillingInSteps(IotGroupingCommon):
         step, _other = self._twin_fleets("plan_period")
         run = self._running_run()
         for _step in range(4):  # three stages, then the draft invoice (of the first contract)
-            run._iot_bill_chunk()
+            self.env["iot.billing.engine"]._bill_next_chunk(run)
         schedules = self._april(step)
         invoice = run.invoice_ids.filtered(lambda move: move.invoice_origin == step.reference)
         self.assertEqual((invoice.state, set(schedules.mapped("state"))), ("draft", {"billing"}))
@@ -156,3 +155,35 @@ class TestBillingInSteps(IotGroupingCommon):
         self._bill_in_steps(again)
         self.assertEqual(set(schedules.mapped("state")), {"invoiced"})
         self.assertEqual(schedules.invoice_id.state, "posted")
+
+    def test_stage_and_unstage_reach_the_schedule_state_hook(self):
+        """Stage and unstage change thousands of schedules' states in SQL: modules still follow
+        them through the one hook every state change reaches (iot_usage moves its buckets)."""
+        _once, step = self._twin_fleets("plan_period")
+        run = self._running_run()
+        schedule_model = type(self.env["iot.invoicing.schedule"])
+        original_hook = schedule_model._iot_state_changed
+        original_vals = type(self.env["iot.contract"])._iot_prepare_invoice_vals
+        seen = []
+
+        def recording_hook(schedules, state):
+            if schedules.contract_id == step:  # the twin billed at once aside
+                seen.append((state, len(schedules)))
+            return original_hook(schedules, state)
+
+        def failing(contract, invoice_date):
+            if contract == step:
+                raise UserError("no journal for this test")
+            return original_vals(contract, invoice_date)
+
+        with (
+            patch.object(schedule_model, "_iot_state_changed", recording_hook),
+            patch.object(type(self.env["iot.contract"]), "_iot_prepare_invoice_vals", failing),
+        ):
+            self._bill_in_steps(run)
+        # 20 schedules staged 7 at a time, then all back to planned when the invoice failed.
+        self.assertEqual(seen, [("billing", 7), ("billing", 7), ("billing", 6), ("planned", 20)])
+        schedules = self._april(step)
+        # Released as after an undone invoice: the usage is valued anew by the next run.
+        self.assertEqual(set(schedules.bucket_ids.mapped("state")), {"to_value"})
+        self.assertFalse(schedules.valuation_ids.move_line_id)

@@ -33,16 +33,17 @@ class IotInvoicingSchedule(models.Model):
         super()._iot_link_invoice_lines(line_parts)
         self.env["iot.usage.valuation"]._link_move_lines(line_parts)
 
-    def write(self, vals):
-        result = super().write(vals)
+    def _iot_state_changed(self, state):
+        result = super()._iot_state_changed(state)
         Bucket = self.env["iot.usage.bucket"]
-        if vals.get("state") == "invoiced":
+        if state == "invoiced":
             Bucket._mark_invoiced(self)
-        elif vals.get("state") == "cancelled":
+        elif state == "cancelled":
             # The usage of a cancelled period waits for another schedule (or rejection).
             Bucket._reopen_for_schedules(self, ("to_value", "valued"))
-        elif vals.get("state") == "planned":
-            # A freed period (its invoice cancelled, deleted or fully credited) is billed again:
-            # its usage is valued anew and its valuations no longer point at the old lines.
+        elif state == "planned":
+            # A freed period (its invoice cancelled, deleted or fully credited, or its contract
+            # failed while billed in steps) is billed again: its usage is valued anew and its
+            # valuations no longer point at the old lines.
             Bucket._release_for_schedules(self)
         return result
