@@ -2,7 +2,7 @@ from odoo import api, fields, models
 from odoo.tools import SQL, create_index
 from odoo.tools.float_utils import float_compare
 
-from ..tools import SCHEDULE_PARTS, period_bounds
+from ..tools import SCHEDULE_PARTS, RowLock, claim_rows, period_bounds
 
 
 class IotInvoicingSchedule(models.Model):
@@ -90,11 +90,7 @@ class IotInvoicingSchedule(models.Model):
         compute="_compute_invoice_line_ids",
         help="The invoice lines this schedule's fee and usage were billed on.",
     )
-    invoice_line_id = fields.Many2one(
-        "account.move.line",
-        compute="_compute_invoice_line_id",
-        help="First invoice line of the schedule (its fixed fee, usually); see Invoice Lines.",
-    )
+
 
     _sql_constraints = [
         ("dates_ordered", "CHECK(date_from <= date_to)", "A schedule ends after it starts."),
@@ -125,10 +121,6 @@ class IotInvoicingSchedule(models.Model):
         for schedule in self:
             schedule.invoice_line_ids = schedule.fixed_line_id
 
-    @api.depends("invoice_line_ids")
-    def _compute_invoice_line_id(self):
-        for schedule in self:
-            schedule.invoice_line_id = schedule.invoice_line_ids[:1]
 
     def write(self, vals):
         result = super().write(vals)
@@ -315,13 +307,5 @@ class IotInvoicingSchedule(models.Model):
         failure, which the caller treats as "taken".
         """
         self.flush_model(["state"])
-        self.env.cr.execute(
-            """SELECT id FROM iot_invoicing_schedule
-                WHERE id IN %s AND state = 'planned'
-                ORDER BY id
-                  FOR UPDATE SKIP LOCKED""",
-            [tuple(schedule_ids)],
-            # A serialization failure is expected under concurrency; the run handles it.
-            log_exceptions=False,
-        )
-        return self.browse([row[0] for row in self.env.cr.fetchall()])
+        return self.browse(claim_rows(self.env.cr, self._table, schedule_ids, lock=RowLock.UPDATE,
+                                      where=SQL("state = 'planned'")))

@@ -58,7 +58,6 @@ class TestBilling(IotContractCommon):
         self.assertEqual(april.state, "invoiced")
         self.assertEqual(april.invoice_id, invoice)
         self.assertEqual(april.invoice_line_ids, line)
-        self.assertEqual(april.invoice_line_id, line)
         self.assertEqual(line.iot_schedule_ids, april)
         self.assertEqual(len(self.item.schedule_ids.filtered(lambda s: s.state == "planned")), 11)
         run = self.BillingRun.browse(result["run_id"])

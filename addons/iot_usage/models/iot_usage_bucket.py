@@ -345,7 +345,7 @@ class IotUsageBucket(models.Model):
             "UPDATE iot_usage_valuation SET move_line_id = NULL WHERE schedule_id = ANY(%s)", schedules.ids,
         ))
         Valuation.invalidate_model(["move_line_id"])
-        schedules.invalidate_recordset(["invoice_line_ids", "invoice_line_id"])
+        schedules.invalidate_recordset(["invoice_line_ids"])
 
     @api.model
     def _reopen_for_schedules(self, schedules, from_states):

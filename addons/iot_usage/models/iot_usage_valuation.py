@@ -2,10 +2,19 @@ from decimal import Decimal
 
 from odoo import api, fields, models
 from odoo.addons.iot_contract.tools import period_share
+from odoo.addons.iot_contract.tools.billing_types import LinePart
 from odoo.addons.iot_device.tools import to_decimal
 from odoo.tools import SQL
 
 from .iot_usage_calculator import UsageScope
+
+
+class UsageLinePart(LinePart, total=False):
+    """What a usage part adds to the engine's ``LinePart`` (``_invoice_line_parts``)."""
+
+    calculator_id: int  # the iot.usage.calculator that valued it
+    metric_id: int
+    valuation_id: int  # this model's row: linked to the invoice line it is billed on
 
 
 class IotUsageValuation(models.Model):
@@ -203,8 +212,9 @@ class IotUsageValuation(models.Model):
     # ------------------------------------------------------------------
     @api.model
     def _invoice_line_parts(self, schedules):
-        """The usage parts of ``schedules`` (see ``iot.invoicing.schedule._iot_invoice_line_parts``):
-        one per schedule and rule with an amount, carrying its valuation."""
+        """The usage parts of ``schedules`` (``UsageLinePart``, see
+        ``iot.invoicing.schedule._iot_invoice_line_parts``): one per schedule and rule with an
+        amount, carrying its valuation."""
         if not schedules:
             return []
         digits_price = self.env["decimal.precision"].precision_get("Product Price")
