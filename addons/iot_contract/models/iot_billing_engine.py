@@ -336,7 +336,7 @@ class IotBillingEngine(models.AbstractModel):
         lines = self.env["iot.billing.run.line"].search([("run_id", "=", run.id), ("contract_id", "=", contract.id)])
         slice_size = self._chunk_limits()[1]
         contract_due = run._iot_remaining_domain() + [("contract_id", "=", contract.id)]
-        due = self._lock_slice(contract_due, slice_size)
+        due = self.env["iot.invoicing.schedule"]._iot_lock_slice(contract_due, slice_size)
         unbilled = lines.filtered(lambda line: not line.move_id)
         if not due and not unbilled:
             linked = Part._link_slice(run, contract, slice_size)
@@ -380,16 +380,6 @@ class IotBillingEngine(models.AbstractModel):
         tally.contracts = 0 if contract.id in Part._contracts_in_steps(run) else 1
         Chunk._record(run, tally, time.monotonic() - started)
         return ChunkOutcome.BILLED
-
-    @api.model
-    def _lock_slice(self, domain, limit):
-        """Ids of up to ``limit`` schedules of ``domain`` (by id) no other transaction holds, locked."""
-        Schedule = self.env["iot.invoicing.schedule"]
-        Schedule.flush_model()
-        query = Schedule._search(domain, order="id", limit=limit)
-        selection = query.select(SQL.identifier(Schedule._table, "id"))
-        self.env.cr.execute(SQL("%s FOR UPDATE OF iot_invoicing_schedule SKIP LOCKED", selection), log_exceptions=False)
-        return [row[0] for row in self.env.cr.fetchall()]
 
     # ------------------------------------------------------------------
     # Workers

@@ -309,3 +309,13 @@ class IotInvoicingSchedule(models.Model):
         self.flush_model(["state"])
         return self.browse(claim_rows(self.env.cr, self._table, schedule_ids, lock=RowLock.UPDATE,
                                       where=SQL("state = 'planned'")))
+
+    @api.model
+    def _iot_lock_slice(self, domain, limit):
+        """Ids of up to ``limit`` schedules of ``domain`` (by id) no other transaction holds, now
+        locked by this one: the slice of one step of a contract billed in steps."""
+        self.flush_model()
+        query = self._search(domain, order="id", limit=limit)
+        selection = query.select(SQL.identifier(self._table, "id"))
+        self.env.cr.execute(SQL("%s FOR UPDATE OF iot_invoicing_schedule SKIP LOCKED", selection), log_exceptions=False)
+        return [row[0] for row in self.env.cr.fetchall()]
