@@ -238,9 +238,6 @@ class IotBillingRun(models.Model):
     # ------------------------------------------------------------------
     # Life of a run (the work itself: iot.billing.engine)
     # ------------------------------------------------------------------
-   # ------------------------------------------------------------------
-    # Engine: start, prepare, chunks, finish
-    # ------------------------------------------------------------------
     def _iot_remaining_domain(self):
         """Due schedules this run still has to bill: not those of contracts that failed in it."""
         self.ensure_one()
