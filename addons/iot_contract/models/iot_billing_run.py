@@ -1,12 +1,8 @@
-import logging
-
 from odoo import api, fields, models
 from odoo.addons.iot_device.tools import ApiInputError
 from odoo.exceptions import UserError, ValidationError
 
 from ..tools import claim_rows, try_lock_for_billing
-
-_logger = logging.getLogger(__name__)
 
 
 class IotBillingRun(models.Model):
