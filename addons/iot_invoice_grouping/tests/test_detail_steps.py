@@ -2,7 +2,8 @@ import gzip
 from unittest.mock import patch
 
 from odoo import SUPERUSER_ID, api
-from odoo.addons.iot_invoice_grouping.models import account_move as account_move_module
+from odoo.addons.iot_contract.tools import CommittedSteps
+from odoo.addons.iot_invoice_grouping.tools import INVOICE_DETAIL
 from odoo.exceptions import UserError
 from odoo.tests import TransactionCase, tagged
 
@@ -86,7 +87,7 @@ class TestDetailSteps(IotGroupingCommon):
                 stream.write(",".join(map(str, next(rows))))
             raise RuntimeError("worker killed")
 
-        with patch.object(account_move_module, "write_csv_rows", write_three_rows_then_fail):
+        with patch.object(INVOICE_DETAIL, "write_csv_rows", write_three_rows_then_fail):
             with self.assertRaises(RuntimeError), self.env.cr.savepoint():
                 invoice._iot_detail_step()
         self.env.invalidate_all()
@@ -107,8 +108,14 @@ class TestDetailSteps(IotGroupingCommon):
         invoice = self._invoice()
         _cron, progress = self.cron._add_progress()
         commits = []
-        # In a test the commits only count: each step is a savepoint of the test's transaction.
-        with patch.object(self.env.cr, "commit", lambda: commits.append(True)):
+        commit = CommittedSteps._commit
+
+        def counted_commit(steps):
+            commits.append(True)
+            return commit(steps)
+
+        # In a test the driver's commits only count: each step is a savepoint of the test's transaction.
+        with patch.object(CommittedSteps, "_commit", counted_commit):
             self.env["account.move"].with_context(ir_cron_progress_id=progress.id)._cron_write_iot_details()
         self._assert_same_as_csv_file(invoice)
         self.assertEqual(len(commits), 1 + 8, "a commit before the first step and after each step")
