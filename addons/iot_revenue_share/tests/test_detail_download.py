@@ -35,13 +35,14 @@ class TestDetailDownload(RevenueShareCommon, HttpCase):
         attached = settlement.detail_attachment_id
         self.assertTrue(attached, "the settlement run attaches the CSV to the bill, on purpose")
         count = self._attachment_count(settlement)
-        for _click in range(2):
-            self.assertEqual(settlement.action_download_detail_csv()["url"],
-                             "/web/content/%d?download=true" % attached.id)
-            self.assertEqual(settlement.action_download_detail_xlsx()["url"],
-                             "/iot_revenue_share/detail/%d/xlsx" % settlement.id)
+        urls = [
+            (settlement.action_download_detail_csv()["url"], settlement.action_download_detail_xlsx()["url"])
+            for _click in range(2)
+        ]
         self.assertEqual(self._attachment_count(settlement), count, "no attachment per click")
         self.assertEqual(settlement.detail_attachment_id, attached)
+        self.assertEqual(urls, 2 * [("/web/content/%d?download=true" % attached.id,
+                                     "/iot_revenue_share/detail/%d/xlsx" % settlement.id)])
 
     def test_route_streams_the_detail_to_a_reader_of_the_settlement_only(self):
         settlement = self._settlement()
