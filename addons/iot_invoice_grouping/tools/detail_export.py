@@ -166,8 +166,8 @@ class DetailExport:
     def csv_file_copied(self, cr, query, totals_query, path, total_label="Total"):
         """Write the CSV to ``path`` with its rows written by PostgreSQL (``COPY ... CSV``).
 
-        Ten times faster than formatting the rows in Python, for details written as part of
-        a run. The rows are in PostgreSQL's CSV dialect (lines end with ``\\n``, empty
+        No row goes through Python: for details written as part of a run (a settlement's).
+        The rows are in PostgreSQL's CSV dialect (lines end with ``\\n``, empty
         strings are quoted); header and totals as ``csv_file`` writes them.
         ``totals_query`` gives the row count, then the sums of the ``sum_columns``.
         """
