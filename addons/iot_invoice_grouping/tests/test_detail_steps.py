@@ -30,6 +30,12 @@ class TestDetailSteps(IotGroupingCommon):
         set_param("iot_invoice_grouping.detail_step_rows", 7)
         cls.cron = cls.env.ref("iot_invoice_grouping.iot_invoice_detail_cron")
 
+    def setUp(self):
+        super().setUp()
+        # A series of cron calls (what they have done, CronSeries) lives on the cursor, which
+        # the tests share: each test's cron call starts a series of its own.
+        self.addCleanup(lambda: vars(self.env.cr).pop("_iot_cron_series", None))
+
     def _invoice(self):
         triggers = self.env["ir.cron.trigger"].search_count([("cron_id", "=", self.cron.id)])
         invoice = self._run("2022-04-30")
@@ -120,6 +126,35 @@ class TestDetailSteps(IotGroupingCommon):
         self._assert_same_as_csv_file(invoice)
         self.assertEqual(len(commits), 1 + 8, "a commit before the first step and after each step")
         self.assertEqual((progress.done, progress.remaining), (8, 0))
+
+    def test_cron_leaves_out_an_invoice_whose_step_fails(self):
+        self._fleet("GRP-STEPS-B", 10, "plan_period", "STQ")  # no usage: 10 fixed fees, two steps
+        invoices = self._run("2022-04-30")
+        self.assertEqual(len(invoices), 2)
+        self.assertEqual(set(invoices.mapped("iot_detail_state")), {"pending"})
+        broken = invoices.filtered(lambda move: move.iot_detail_row_count == 50)
+        other = invoices - broken
+        step = type(broken)._iot_detail_step
+        tried = []
+
+        def failing_step(move):
+            if move == broken:
+                tried.append(move.id)
+                raise RuntimeError("broken detail")
+            return step(move)
+
+        _cron, progress = self.cron._add_progress()
+        with (
+            patch.object(type(broken), "_iot_detail_step", failing_step),
+            self.assertLogs("odoo.addons.iot_invoice_grouping.models.account_move", "ERROR") as logs,
+        ):
+            self.env["account.move"].with_context(ir_cron_progress_id=progress.id)._cron_write_iot_details()
+        self.assertEqual(tried, [broken.id], "tried once, then left out for the rest of the call")
+        self.assertIn("Invoice %d: its detail file could not be written" % broken.id, logs.output[0])
+        self._assert_same_as_csv_file(other)
+        self.assertEqual(broken.iot_detail_state, "pending")
+        self.assertEqual(other.iot_detail_row_count, 10)
+        self.assertEqual((progress.done, progress.remaining), (2, 8), "the other's two steps; 50 rows in steps of 7")
 
     def test_sending_is_refused_while_the_detail_is_written(self):
         invoice = self._invoice()
