@@ -13,6 +13,7 @@ from odoo.addons.iot_contract.tools import LockNamespace, try_advisory_lock
 from odoo.addons.iot_device.tools import ApiInputError
 from odoo.addons.iot_invoice_grouping.tools import FORMATS, money_format, temporary_path
 from odoo.exceptions import UserError
+from odoo.tools import SQL
 
 from ..tools import SETTLEMENT_DETAIL, allocate, detail_query, totals_query
 from ..tools.settlement_sql import (
@@ -188,7 +189,7 @@ class IotRevenueShareSettlement(models.Model):
     def _iot_original_shares(self, params, rules, quantum):
         """Shares of customer invoices not shared yet, with their company amounts and raw shares."""
         cr = self.env.cr
-        cr.execute(ORIGINAL_SHARES_SQL, params)
+        cr.execute(SQL(ORIGINAL_SHARES_SQL, **params))
         rows = [row for row in cr.fetchall() if row[4]]  # no beneficiary: a device without owner
         if not rows:
             return []
@@ -237,7 +238,7 @@ class IotRevenueShareSettlement(models.Model):
         currency whose parts add up are left out (their parts are their amounts).
         """
         cr = self.env.cr
-        cr.execute(INVOICE_TOTALS_SQL, {"invoice_ids": list(invoice_ids)})
+        cr.execute(SQL(INVOICE_TOTALS_SQL, invoice_ids=list(invoice_ids)))
         targets = {
             invoice_id: Decimal(company_total)
             for invoice_id, company_total, parts_total in cr.fetchall()
@@ -245,7 +246,7 @@ class IotRevenueShareSettlement(models.Model):
         }
         if not targets:
             return {}
-        cr.execute(INVOICE_PARTS_SQL, {"invoice_ids": list(targets)})
+        cr.execute(SQL(INVOICE_PARTS_SQL, invoice_ids=list(targets)))
         parts = defaultdict(list)
         for invoice_id, schedule_id, fixed_amount, usage_amount in cr.fetchall():
             parts[invoice_id] += [((schedule_id, "fixed"), Decimal(fixed_amount)),
@@ -267,14 +268,14 @@ class IotRevenueShareSettlement(models.Model):
         at the percent the invoice was shared at.
         """
         cr = self.env.cr
-        cr.execute(REFUNDS_SQL, params)
+        cr.execute(SQL(REFUNDS_SQL, **params))
         refunds = cr.fetchall()
         if not refunds:
             return []
         origin_ids = list({row[1] for row in refunds})
         refund_ids = [row[0] for row in refunds]
         by_origin = defaultdict(list)
-        cr.execute(SHARED_LINES_SQL, {"invoice_ids": origin_ids})
+        cr.execute(SQL(SHARED_LINES_SQL, invoice_ids=origin_ids))
         for invoice_id, schedule_id, kind, rule_id, partner_id, base, percent, share in cr.fetchall():
             by_origin[invoice_id].append(Share(
                 invoice_id, schedule_id, kind, rule_id, partner_id, Decimal(base),
@@ -284,7 +285,7 @@ class IotRevenueShareSettlement(models.Model):
         for share in originals:
             if share.invoice_id in origins:
                 by_origin[share.invoice_id].append(share)
-        cr.execute(SHARED_LINES_SQL, {"invoice_ids": refund_ids})
+        cr.execute(SQL(SHARED_LINES_SQL, invoice_ids=refund_ids))
         done = {(row[0], row[1], row[3], row[2]) for row in cr.fetchall()}
         # Rules of the shared lines, archived ones included, read once: the loop runs per device part.
         shared_rules = self.env["iot.revenue.share.rule"].with_context(active_test=False).browse(
