@@ -46,12 +46,15 @@ class TestDetailDownload(RevenueShareCommon, HttpCase):
 
     def test_route_streams_the_detail_to_a_reader_of_the_settlement_only(self):
         settlement = self._settlement()
+        new_test_user(self.env, login="rs_stream", password="rs_stream_pw", groups="iot_contract.group_iot_billing")
+        self.authenticate("rs_stream", "rs_stream_pw")
+        attached = self.url_open(settlement.with_user(self.billing_user).action_download_detail_csv()["url"])
+        self.assertEqual(attached.status_code, 200, "the bill's attachment is readable by the settlement's readers")
+        self.assertEqual(attached.content, settlement._iot_detail_file("csv")[2])
         settlement.detail_attachment_id = False  # nothing attached: the CSV is streamed too
         self.assertEqual(settlement.with_user(self.billing_user).action_download_detail_csv()["url"],
                          "/iot_revenue_share/detail/%d/csv" % settlement.id)
         count = self._attachment_count(settlement)
-        new_test_user(self.env, login="rs_stream", password="rs_stream_pw", groups="iot_contract.group_iot_billing")
-        self.authenticate("rs_stream", "rs_stream_pw")
         response = self.url_open("/iot_revenue_share/detail/%d/csv" % settlement.id)
         self.assertEqual(response.status_code, 200)
         self.assertEqual(response.headers["Content-Type"], "text/csv")
