@@ -51,7 +51,7 @@ def measure(db, invoice_id, mode):
             output = io.BytesIO()
             workbook = xlsxwriter.Workbook(output)
             sheet = workbook.add_worksheet()
-            for index, row in enumerate([[label for _k, label, _w in COLUMNS]] + rows):
+            for index, row in enumerate([[column.label for column in COLUMNS]] + rows):
                 sheet.write_row(index, 0, [float(v) if hasattr(v, "as_tuple") else v for v in row])
             workbook.close()
             size, count = len(output.getvalue()), len(rows)

@@ -2,37 +2,32 @@ import base64
 import logging
 import math
 import os
-import time
 from contextlib import closing
 from decimal import Decimal
 
 import psycopg2
 
 from odoo import api, fields, models
-from odoo.addons.iot_contract.tools import CronBudget
+from odoo.addons.iot_contract.tools import CommittedSteps, Outcome, claim_rows
 from odoo.exceptions import UserError
+from odoo.tools import SQL
 
 from ..tools import (
+    FORMATS,
+    INVOICE_DETAIL,
+    INVOICE_LINE_COLUMNS,
     XLSX_MAX_DETAIL_ROWS,
-    csv_file,
-    csv_gzip_header,
     gzip_member,
     iter_detail_page,
     iter_detail_rows,
+    money_format,
     temporary_path,
-    write_csv_rows,
-    write_csv_totals,
-    xlsx_file,
 )
 
 _logger = logging.getLogger(__name__)
 
-FORMATS = {
-    "csv": "text/csv",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
 # Above this many rows, posting leaves the detail to the cron "IoT: invoice detail files"
-# (parameter iot_invoice_grouping.detail_inline_rows): an XLSX writes 10,000-20,000 rows/s.
+# (parameter iot_invoice_grouping.detail_inline_rows): posting waits for the XLSX of those below.
 DETAIL_INLINE_ROWS = 20000
 # Rows the cron writes per committed step (parameter iot_invoice_grouping.detail_step_rows).
 DETAIL_STEP_ROWS = 100000
@@ -136,16 +131,18 @@ class AccountMove(models.Model):
         path = temporary_path("." + file_format)
         try:
             if file_format == "csv":
-                csv_file(rows, path, total_label)
+                INVOICE_DETAIL.csv_file(path, rows, total_label)
             else:
-                symbol = self.currency_id.symbol or self.currency_id.name
-                money = ('#,##0.%s "%s"' % ("0" * self.currency_id.decimal_places, symbol)).replace('."', '"')
+                # The line labels, the same for thousands of rows, are on a sheet of their own.
                 invoice_lines = [
                     (number, line.name, line.quantity, line.price_unit, line.price_subtotal)
                     for number, line in enumerate(product_lines.sorted(lambda line: (line.sequence, line.id)), 1)
                 ]
                 title = self.env._("Detail of %(invoice)s — amounts %(basis)s", invoice=self.name, basis=basis)
-                xlsx_file(rows, path, title, money, invoice_lines, total_label)
+                INVOICE_DETAIL.xlsx_file(
+                    path, rows, title, money_format(self.currency_id), total_label,
+                    sheets=[("Invoice lines", INVOICE_LINE_COLUMNS, invoice_lines)],
+                )
         except BaseException:
             os.unlink(path)
             raise
@@ -168,7 +165,7 @@ class AccountMove(models.Model):
         """{invoice id: rows of its detail}, counted in SQL: the rows the detail's query reads."""
         for model in ("iot.invoicing.schedule", "iot.usage.valuation", "account.move.line"):
             self.env[model].flush_model()
-        self.env.cr.execute(
+        self.env.cr.execute(SQL(
             """SELECT line.move_id, count(*)
                  FROM account_move_line line
                  JOIN iot_invoicing_schedule schedule ON schedule.fixed_line_id = line.id
@@ -180,8 +177,8 @@ class AccountMove(models.Model):
                  JOIN iot_usage_valuation valuation ON valuation.move_line_id = line.id
                 WHERE line.move_id = ANY(%(ids)s) AND line.display_type = 'product'
                 GROUP BY line.move_id""",
-            {"ids": self.ids},
-        )
+            ids=self.ids,
+        ))
         counts = dict.fromkeys(self.ids, 0)
         for move_id, count in self.env.cr.fetchall():
             counts[move_id] += count
@@ -192,8 +189,8 @@ class AccountMove(models.Model):
 
     def _iot_xlsx_max_rows(self):
         """Detail rows above which no XLSX is written: what a sheet holds, or fewer if the
-        parameter iot_invoice_grouping.detail_xlsx_max_rows says so (an XLSX of a million
-        rows takes about a minute to write)."""
+        parameter iot_invoice_grouping.detail_xlsx_max_rows says so (a large XLSX is written
+        while the user waits for the download)."""
         return min(self._iot_detail_param("detail_xlsx_max_rows", XLSX_MAX_DETAIL_ROWS), XLSX_MAX_DETAIL_ROWS)
 
     def _iot_check_xlsx_size(self):
@@ -335,7 +332,7 @@ class AccountMove(models.Model):
         # Closed here even on failure: a server-side cursor closed after a rollback to a
         # savepoint would fail the transaction that follows.
         with closing(page):
-            data, (count, total) = gzip_member(write_csv_rows, rows())
+            data, (count, (total,)) = gzip_member(INVOICE_DETAIL.write_csv_rows, rows())
         if count:
             Part.create(
                 {
@@ -358,20 +355,15 @@ class AccountMove(models.Model):
 
     def _iot_lock_pending_detail(self):
         """Lock this invoice's row if its detail is pending: one transaction writes it at a time."""
-        self.flush_recordset()
-        self.env.cr.execute(
-            """SELECT id FROM account_move
-                WHERE id = %s AND state = 'posted' AND iot_detail_state = 'pending'
-                  FOR NO KEY UPDATE SKIP LOCKED""",
-            [self.id],
-        )
-        return bool(self.env.cr.fetchone())
+        self.flush_recordset(["state", "iot_detail_state"])
+        where = SQL("state = 'posted' AND iot_detail_state = 'pending'")
+        return bool(claim_rows(self.env.cr, self._table, self.ids, where=where))
 
     def _iot_detail_attach_parts(self):
         """The last step: header, parts and totals as one .csv.gz attached to the invoice.
 
         Gzip members put end to end are one gzip file: the parts' bytes are not
-        decompressed. The content is what ``csv_file`` writes for the whole detail.
+        decompressed. The content is what ``INVOICE_DETAIL.csv_file`` writes for the whole detail.
         """
         Part = self.env["iot.invoice.detail.part"].sudo()
         parts = Part.search([("move_id", "=", self.id)], order="first_row")
@@ -380,12 +372,12 @@ class AccountMove(models.Model):
         _basis, total_label = self._iot_detail_basis(
             self.invoice_line_ids.filtered(lambda line: line.display_type == "product")
         )
-        totals = gzip_member(write_csv_totals, total_label, count, total)[0]
+        totals = gzip_member(INVOICE_DETAIL.write_csv_totals, total_label, count, (total,))[0]
         attachment = self.env["ir.attachment"].create(
             {
                 "name": "%s-detail.csv.gz" % (self.name or "draft").replace("/", "-"),
                 "mimetype": "application/gzip",
-                "raw": csv_gzip_header() + b"".join(parts.mapped("data")) + totals,
+                "raw": INVOICE_DETAIL.csv_gzip_header() + b"".join(parts.mapped("data")) + totals,
                 "res_model": self._name,
                 "res_id": self.id,
             }
@@ -416,52 +408,38 @@ class AccountMove(models.Model):
     @api.model
     def _cron_write_iot_details(self):
         """The cron "IoT: invoice detail files": write pending details step by step, each step
-        committed, with Odoo 18's progress API (called again at once while steps are left).
+        committed by the driver of long cron work (``CommittedSteps``), with Odoo 18's progress
+        API (called again at once while steps are left).
 
         A crash loses at most the step being written: rolled back, the detail resumes after
-        the last part committed. The commits are the point of this design.
+        the last part committed. An invoice whose step fails is logged and left out for the
+        rest of the call; the next call tries it again.
         """
-        cr = self.env.cr
-        budget = CronBudget(cr)
-        cr.commit()  # a fresh snapshot for the first step (cron steps design)
-        steps, longest, failed = 0, 0.0, set()
-        while budget.allows(longest):
-            self.env.invalidate_all()
+        cron = self.env.ref("iot_invoice_grouping.iot_invoice_detail_cron", raise_if_not_found=False)
+        # UniqueViolation: another worker committed this step's part first.
+        steps = CommittedSteps(
+            self.env, crons=cron.sudo() if cron else None, retry_errors=(psycopg2.errors.UniqueViolation,)
+        )
+        failed = set()
+        current = self.browse()
+
+        def write_one_step():
+            nonlocal current
             pending = self.sudo().search(
                 [("iot_detail_state", "=", "pending"), ("state", "=", "posted"), ("id", "not in", sorted(failed))],
                 order="id",
             )
-            progressed = False
             for move in pending:
-                started = time.monotonic()
-                try:
-                    written = move._iot_detail_step()
-                except (psycopg2.errors.TransactionRollbackError, psycopg2.errors.UniqueViolation):
-                    # Another worker committed this step first: look again with a fresh snapshot.
-                    cr.rollback()
-                    progressed = True
-                    break
-                except psycopg2.OperationalError:
-                    raise  # the connection or the server is gone: a later call resumes
-                except Exception:  # noqa: BLE001 - one invoice's failure does not stop the others
-                    cr.rollback()
-                    _logger.exception("Invoice %s: its detail file could not be written", move.id)
-                    failed.add(move.id)
-                    continue
-                if written is None:
-                    cr.rollback()  # another worker writes it
-                    continue
-                cr.commit()
-                steps += 1
-                longest = max(longest, time.monotonic() - started)
-                progressed = True
-                break
-            if not progressed:
-                break
-        self.env.invalidate_all()
-        remaining = self._iot_detail_steps_left()
-        done = budget.add_done(steps)
-        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
-        if remaining and steps:
-            # Odoo re-runs a cron with work left ten times, then waits for its next poll.
-            self._iot_trigger_detail_cron()
+                current = move
+                if move._iot_detail_step() is not None:
+                    return Outcome.DONE
+            # Every detail left is being written by another worker (or none is left).
+            return Outcome.WAIT if pending else Outcome.FINISHED
+
+        def leave_out(error):
+            _logger.error("Invoice %s: its detail file could not be written", current.id, exc_info=error)
+            failed.add(current.id)
+            return Outcome.RETRY
+
+        steps.run(write_one_step, on_failure=leave_out)
+        steps.report(self._iot_detail_steps_left())

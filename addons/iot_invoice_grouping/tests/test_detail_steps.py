@@ -2,7 +2,8 @@ import gzip
 from unittest.mock import patch
 
 from odoo import SUPERUSER_ID, api
-from odoo.addons.iot_invoice_grouping.models import account_move as account_move_module
+from odoo.addons.iot_contract.tools import CommittedSteps
+from odoo.addons.iot_invoice_grouping.tools import INVOICE_DETAIL
 from odoo.exceptions import UserError
 from odoo.tests import TransactionCase, tagged
 
@@ -28,6 +29,12 @@ class TestDetailSteps(IotGroupingCommon):
         set_param("iot_invoice_grouping.detail_inline_rows", 5)
         set_param("iot_invoice_grouping.detail_step_rows", 7)
         cls.cron = cls.env.ref("iot_invoice_grouping.iot_invoice_detail_cron")
+
+    def setUp(self):
+        super().setUp()
+        # A series of cron calls (what they have done, CronSeries) lives on the cursor, which
+        # the tests share: each test's cron call starts a series of its own.
+        self.addCleanup(lambda: vars(self.env.cr).pop("_iot_cron_series", None))
 
     def _invoice(self):
         triggers = self.env["ir.cron.trigger"].search_count([("cron_id", "=", self.cron.id)])
@@ -86,7 +93,7 @@ class TestDetailSteps(IotGroupingCommon):
                 stream.write(",".join(map(str, next(rows))))
             raise RuntimeError("worker killed")
 
-        with patch.object(account_move_module, "write_csv_rows", write_three_rows_then_fail):
+        with patch.object(INVOICE_DETAIL, "write_csv_rows", write_three_rows_then_fail):
             with self.assertRaises(RuntimeError), self.env.cr.savepoint():
                 invoice._iot_detail_step()
         self.env.invalidate_all()
@@ -107,12 +114,47 @@ class TestDetailSteps(IotGroupingCommon):
         invoice = self._invoice()
         _cron, progress = self.cron._add_progress()
         commits = []
-        # In a test the commits only count: each step is a savepoint of the test's transaction.
-        with patch.object(self.env.cr, "commit", lambda: commits.append(True)):
+        commit = CommittedSteps._commit
+
+        def counted_commit(steps):
+            commits.append(True)
+            return commit(steps)
+
+        # In a test the driver's commits only count: each step is a savepoint of the test's transaction.
+        with patch.object(CommittedSteps, "_commit", counted_commit):
             self.env["account.move"].with_context(ir_cron_progress_id=progress.id)._cron_write_iot_details()
         self._assert_same_as_csv_file(invoice)
         self.assertEqual(len(commits), 1 + 8, "a commit before the first step and after each step")
         self.assertEqual((progress.done, progress.remaining), (8, 0))
+
+    def test_cron_leaves_out_an_invoice_whose_step_fails(self):
+        self._fleet("GRP-STEPS-B", 10, "plan_period", "STQ")  # no usage: 10 fixed fees, two steps
+        invoices = self._run("2022-04-30")
+        self.assertEqual(len(invoices), 2)
+        self.assertEqual(set(invoices.mapped("iot_detail_state")), {"pending"})
+        broken = invoices.filtered(lambda move: move.iot_detail_row_count == 50)
+        other = invoices - broken
+        step = type(broken)._iot_detail_step
+        tried = []
+
+        def failing_step(move):
+            if move == broken:
+                tried.append(move.id)
+                raise RuntimeError("broken detail")
+            return step(move)
+
+        _cron, progress = self.cron._add_progress()
+        with (
+            patch.object(type(broken), "_iot_detail_step", failing_step),
+            self.assertLogs("odoo.addons.iot_invoice_grouping.models.account_move", "ERROR") as logs,
+        ):
+            self.env["account.move"].with_context(ir_cron_progress_id=progress.id)._cron_write_iot_details()
+        self.assertEqual(tried, [broken.id], "tried once, then left out for the rest of the call")
+        self.assertIn("Invoice %d: its detail file could not be written" % broken.id, logs.output[0])
+        self._assert_same_as_csv_file(other)
+        self.assertEqual(broken.iot_detail_state, "pending")
+        self.assertEqual(other.iot_detail_row_count, 10)
+        self.assertEqual((progress.done, progress.remaining), (2, 8), "the other's two steps; 50 rows in steps of 7")
 
     def test_sending_is_refused_while_the_detail_is_written(self):
         invoice = self._invoice()

@@ -1,13 +1,20 @@
 from .detail_export import (
-    COLUMNS,
+    DATE,
+    DECIMAL,
+    FORMATS,
+    NUMBER,
+    TEXT,
     XLSX_MAX_DETAIL_ROWS,
-    csv_file,
-    csv_gzip_header,
+    Column,
+    DetailExport,
     gzip_member,
+    money_format,
+    temporary_path,
+)
+from .invoice_detail import (
+    COLUMNS,
+    INVOICE_DETAIL,
+    INVOICE_LINE_COLUMNS,
     iter_detail_page,
     iter_detail_rows,
-    temporary_path,
-    write_csv_rows,
-    write_csv_totals,
-    xlsx_file,
 )

@@ -1,8 +1,11 @@
-"""The per-device detail of an IoT invoice: one row per schedule part, streamed from SQL.
+"""The one writer of the IoT detail files: rows streamed from SQL to a CSV or XLSX file.
 
-A row is what one device contributed to one invoice line over one period: its
-fixed fee, or the amount of one usage rule. The rows' amounts add up to the
-invoice's untaxed total, which the totals row repeats.
+A detail file lists the rows behind an amount (an invoice's per-device detail here, a
+revenue share settlement's in iot_revenue_share) and ends with a totals row that repeats
+the amount. A ``DetailExport`` names a detail's columns and where its totals row puts the
+row count and the sums; its writers read the rows from a server-side cursor, FETCH_SIZE at
+a time, and write them to a temporary file as they come: memory does not grow with the
+detail.
 """
 
 import csv
@@ -13,156 +16,52 @@ import tempfile
 import uuid
 from datetime import date
 from decimal import Decimal
+from typing import NamedTuple
 
 import xlsxwriter
 
-COLUMNS = [
-    ("device", "Device", 28),
-    ("identifier", "Identifier", 22),
-    ("device_type", "Device type", 18),
-    ("date_from", "Period from", 12),
-    ("date_to", "Period to", 12),
-    ("plan", "Plan", 30),
-    ("kind", "Kind", 10),
-    ("rule", "Usage rule", 20),
-    ("quantity", "Quantity", 14),
-    ("unit_price", "Unit price", 14),
-    ("amount", "Amount", 14),
-    ("line", "Invoice line", 10),
-    ("line_label", "Invoice line label", 60),
-]
-# The XLSX leaves the label out of the rows: it is on the "Invoice lines" sheet.
-XLSX_COLUMNS = COLUMNS[:-1]
+from odoo.tools import SQL
+
+FORMATS = {
+    "csv": "text/csv",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
 EXCEL_EPOCH = date(1899, 12, 30)
-# A sheet holds 1,048,576 rows; the detail sheet spends three on its title, header and totals.
+# A sheet holds 1,048,576 rows; a detail sheet spends three on its title, header and totals.
 XLSX_MAX_DETAIL_ROWS = 1048576 - 3
 FETCH_SIZE = 5000
 GZIP_LEVEL = 6  # zlib's default: most of level 9's ratio at a fraction of its time
 
-# A plain read of what was billed: each fixed fee and each usage valuation knows the
-# invoice line it went to, with the quantity, unit price, amount and rule name of the
-# moment it was billed; editing a rule later changes nothing here.
-# The order is total (the schedule and valuation ids end it) and its keys are never NULL,
-# so that a detail written in steps resumes after the last row written with a row
-# comparison ({after}) and gives the same rows, in the same order, as one full read.
-DETAIL_SQL = """
-    WITH line AS (
-        SELECT line.id, line.name, row_number() OVER (ORDER BY line.sequence, line.id) AS position
-          FROM account_move_line line
-         WHERE line.move_id = %(move_id)s AND line.display_type = 'product'
-    ),
-    part AS (
-        SELECT schedule.id AS schedule_id, 0 AS valuation_id, 'fixed' AS kind, NULL::varchar AS rule,
-               NULL::integer AS sequence, 1::numeric AS quantity, schedule.fixed_amount::numeric AS unit_price,
-               schedule.fixed_amount::numeric AS amount, line.position, line.name AS line_name
-          FROM line
-          JOIN iot_invoicing_schedule schedule ON schedule.fixed_line_id = line.id
-        UNION ALL
-        SELECT valuation.schedule_id, valuation.id, 'usage', valuation.name, valuation.sequence,
-               valuation.quantity::numeric, valuation.unit_price::numeric, valuation.amount::numeric,
-               line.position, line.name
-          FROM line
-          JOIN iot_usage_valuation valuation ON valuation.move_line_id = line.id
-    ),
-    detail AS (
-        SELECT coalesce(device.name, item.name) AS device, device.identifier,
-               coalesce(device_type.name ->> %(lang)s, device_type.name ->> 'en_US') AS device_type,
-               schedule.date_from, schedule.date_to,
-               coalesce(template.name ->> %(lang)s, template.name ->> 'en_US') AS plan,
-               part.kind, part.rule, part.quantity::text AS quantity, part.unit_price::text AS unit_price,
-               part.amount::text AS amount, part.position, part.line_name,
-               coalesce(device.name, item.name, '') AS key_device, coalesce(part.sequence, 0) AS key_sequence,
-               coalesce(part.rule, '') AS key_rule, part.schedule_id AS key_schedule,
-               part.valuation_id AS key_valuation
-          FROM part
-          JOIN iot_invoicing_schedule schedule ON schedule.id = part.schedule_id
-          JOIN iot_contract_item item ON item.id = schedule.contract_item_id
-          JOIN product_product product ON product.id = schedule.product_id
-          JOIN product_template template ON template.id = product.product_tmpl_id
-          LEFT JOIN iot_billing_device device ON device.id = schedule.device_id
-          LEFT JOIN iot_billing_device_type device_type ON device_type.id = device.device_type_id
-    )
-    SELECT device, identifier, device_type, date_from, date_to, plan, kind, rule,
-           quantity, unit_price, amount, position, line_name,
-           key_device, date_from, kind, key_sequence, key_rule, key_schedule, key_valuation
-      FROM detail
-     WHERE {after}
-     ORDER BY key_device, date_from, kind, key_sequence, key_rule, key_schedule, key_valuation
-     {limit}
-"""
-ROW_SIZE = 13  # the columns of a row; the sort key follows them in DETAIL_SQL
-AFTER_KEY = (
-    "(key_device, date_from, kind, key_sequence, key_rule, key_schedule, key_valuation)"
-    " > (%(key_device)s, %(key_date)s::date, %(key_kind)s, %(key_sequence)s, %(key_rule)s, %(key_schedule)s,"
-    " %(key_valuation)s)"
-)
-KEY_NAMES = ("key_device", "key_date", "key_kind", "key_sequence", "key_rule", "key_schedule", "key_valuation")
+# Kinds of column: what the SQL gives and how a sheet writes it.
+TEXT = "text"  # a string, written as one
+DATE = "date"  # a date, written as an Excel day number
+DECIMAL = "decimal"  # a number that travels as text (exact) and becomes a Decimal
+NUMBER = "number"  # a number as it comes (an integer, a float)
 
 
-def _stream(cr, query, params):
-    """Rows of ``query`` FETCH_SIZE at a time from a server-side cursor, numbers as Decimal.
+class Column(NamedTuple):
+    """One column of a detail file."""
 
-    A named (server-side) cursor in the caller's transaction: PostgreSQL keeps the
-    result, Python holds one batch, whatever the invoice's size. Numbers travel as
-    text and become Decimal here: Odoo's cursor turns SQL numerics into floats,
-    which would not add up to the cent on large invoices.
-    """
-    # cr._cnx: Odoo's cursor has no named cursors; this one shares its transaction.
-    with cr._cnx.cursor(name="iot_detail_%s" % uuid.uuid4().hex) as named:
-        named.itersize = FETCH_SIZE
-        named.execute(query, params)
-        for row in named:
-            yield row[:8] + tuple(Decimal(value) for value in row[8:11]) + row[11:]
+    label: str
+    width: int
+    kind: str = TEXT
+    # Name of the sheet format of its numbers: "money" (the currency's) or one of the
+    # export's ``number_formats``.
+    number_format: str | None = None
+    # In a sheet, an empty value (None, "", 0) leaves the cell blank.
+    optional: bool = False
 
 
-def iter_detail_rows(cr, move_id, lang):
-    """Yield the invoice's detail rows, in their order, FETCH_SIZE at a time."""
-    query = DETAIL_SQL.format(after="TRUE", limit="")
-    for row in _stream(cr, query, {"move_id": move_id, "lang": lang}):
-        yield row[:ROW_SIZE]
+def money_format(currency):
+    """The Excel number format of ``currency``'s amounts: its decimals and its symbol."""
+    return '#,##0.%s "%s"' % ("0" * currency.decimal_places, currency.symbol or currency.name)
 
 
-def iter_detail_page(cr, move_id, lang, after, limit):
-    """Yield (row, key) for at most ``limit`` rows of the detail that follow the row of key
-    ``after`` (None: from the first row). A key is a list of JSON-friendly values."""
-    params = {"move_id": move_id, "lang": lang}
-    if after is None:
-        condition = "TRUE"
-    else:
-        condition = AFTER_KEY
-        params.update(zip(KEY_NAMES, after, strict=True))
-    query = DETAIL_SQL.format(after=condition, limit="LIMIT %d" % limit)
-    for row in _stream(cr, query, params):
-        key = list(row[ROW_SIZE:])
-        key[1] = key[1].isoformat()
-        yield row[:ROW_SIZE], key
-
-
-def write_csv(rows, stream, total_label="Total"):
-    """Write the rows and a totals row; return (row count, total amount)."""
-    write_csv_header(stream)
-    count, total = write_csv_rows(stream, rows)
-    write_csv_totals(stream, total_label, count, total)
-    return count, total
-
-
-def write_csv_header(stream):
-    csv.writer(stream).writerow([label for _key, label, _width in COLUMNS])
-
-
-def write_csv_rows(stream, rows):
-    """Write the rows alone; return (row count, total amount)."""
-    writer = csv.writer(stream)
-    count, total = 0, Decimal(0)
-    for row in rows:
-        writer.writerow(["" if value is None else value for value in row])
-        count += 1
-        total += row[10]
-    return count, total
-
-
-def write_csv_totals(stream, total_label, count, total):
-    csv.writer(stream).writerow([total_label, "", "", "", "", "", "", "", "", "", total, "", "%d rows" % count])
+def temporary_path(suffix):
+    """A new empty file for an export; the caller removes it."""
+    handle, path = tempfile.mkstemp(prefix="iot-detail-", suffix=suffix)
+    os.close(handle)
+    return path
 
 
 def gzip_member(write, *args):
@@ -179,86 +78,200 @@ def gzip_member(write, *args):
     return buffer.getvalue(), result
 
 
-def csv_gzip_header():
-    """The first member of a .csv.gz detail: the BOM (as ``csv_file`` writes it) and the header."""
+class DetailExport:
+    """The columns of one detail file, its totals row, and its writers.
 
-    def write(stream):
-        stream.write("\ufeff")
-        write_csv_header(stream)
-
-    return gzip_member(write)[0]
-
-
-def temporary_path(suffix):
-    """A new empty file for an export; the caller removes it."""
-    handle, path = tempfile.mkstemp(prefix="iot-detail-", suffix=suffix)
-    os.close(handle)
-    return path
-
-
-def csv_file(rows, path, total_label="Total"):
-    """Write the CSV to ``path`` as the rows come; return (row count, total amount)."""
-    # utf-8-sig: the BOM makes spreadsheets read UTF-8.
-    with open(path, "w", encoding="utf-8-sig", newline="") as stream:
-        return write_csv(rows, stream, total_label)
-
-
-def xlsx_file(rows, path, title, currency_format, invoice_lines, total_label="Total"):
-    """XLSX in constant-memory mode, written to ``path``: rows go to disk as they are written.
-
-    The detail sheet carries the invoice line's number; the line labels, the same
-    for thousands of rows, are on a second sheet ("Invoice lines").
-    ``invoice_lines``: (number, label, quantity, unit price, subtotal) tuples.
+    ``sum_columns``: the columns the totals row adds up. ``count_column``: where it says
+    how many rows there are (its first column carries the label). ``number_formats``:
+    ``(name, Excel number format)`` of the sheet's other numbers, created in this order.
+    ``xlsx_columns`` / ``xlsx_count_column``: the sheet's, when they differ (a sheet may
+    leave out a column the CSV carries, which must then be the last ones).
     """
-    workbook = xlsxwriter.Workbook(path, {"constant_memory": True})
-    sheet = workbook.add_worksheet("Detail")
-    bold = workbook.add_format({"bold": True})
-    money = workbook.add_format({"num_format": currency_format})
-    quantity = workbook.add_format({"num_format": "#,##0.######"})
-    date = workbook.add_format({"num_format": "yyyy-mm-dd"})
-    sheet.write_string(0, 0, title, bold)
-    for column, (_key, label, width) in enumerate(XLSX_COLUMNS):
-        sheet.set_column(column, column, width)
-        sheet.write_string(1, column, label, bold)
-    serials = {}  # Excel day numbers of the few distinct period dates
-    row_index, total = 2, Decimal(0)
-    for device, identifier, device_type, date_from, date_to, plan, kind, rule, qty, price, amount, line, _label in rows:
-        for day in (date_from, date_to):
-            if day not in serials:
-                serials[day] = (day - EXCEL_EPOCH).days
-        sheet.write_string(row_index, 0, device)
-        if identifier:
-            sheet.write_string(row_index, 1, identifier)
-        if device_type:
-            sheet.write_string(row_index, 2, device_type)
-        sheet.write_number(row_index, 3, serials[date_from], date)
-        sheet.write_number(row_index, 4, serials[date_to], date)
-        sheet.write_string(row_index, 5, plan)
-        sheet.write_string(row_index, 6, kind)
-        if rule:
-            sheet.write_string(row_index, 7, rule)
-        sheet.write_number(row_index, 8, float(qty), quantity)
-        sheet.write_number(row_index, 9, float(price), quantity)
-        sheet.write_number(row_index, 10, float(amount), money)
-        if line:
-            sheet.write_number(row_index, 11, line)
-        total += amount
-        row_index += 1
-    sheet.write_string(row_index, 0, total_label, bold)
-    # The exact total is written as a number, not a formula, so it reads the same everywhere.
-    sheet.write_number(row_index, 10, float(total), money)
-    sheet.write_string(row_index, 11, "%d rows" % (row_index - 2), bold)
-    lines_sheet = workbook.add_worksheet("Invoice lines")
-    for column, (label, width) in enumerate(
-        (("Invoice line", 12), ("Label", 70), ("Quantity", 14), ("Unit price", 14), ("Subtotal", 14))
-    ):
-        lines_sheet.set_column(column, column, width)
-        lines_sheet.write_string(0, column, label, bold)
-    for index, (number, label, line_quantity, unit_price, subtotal) in enumerate(invoice_lines, 1):
-        lines_sheet.write_number(index, 0, number)
-        lines_sheet.write_string(index, 1, label or "")
-        lines_sheet.write_number(index, 2, line_quantity, quantity)
-        lines_sheet.write_number(index, 3, unit_price, quantity)
-        lines_sheet.write_number(index, 4, subtotal, money)
-    workbook.close()
 
+    def __init__(self, columns, sum_columns, count_column, number_formats=(), xlsx_columns=None,
+                 xlsx_count_column=None):
+        self.columns = tuple(columns)
+        self.sum_columns = tuple(sum_columns)
+        self.count_column = count_column
+        self.number_formats = tuple(number_formats)
+        self.xlsx_columns = tuple(xlsx_columns or columns)
+        self.xlsx_count_column = count_column if xlsx_count_column is None else xlsx_count_column
+        self._decimals = tuple(index for index, column in enumerate(self.columns) if column.kind == DECIMAL)
+
+    # ------------------------------------------------------------------
+    # Rows
+    # ------------------------------------------------------------------
+    def stream(self, cr, query):
+        """Rows of ``query`` (an ``SQL``) FETCH_SIZE at a time from a server-side cursor.
+
+        A named (server-side) cursor in the caller's transaction: PostgreSQL keeps the
+        result, Python holds one batch, whatever the detail's size. The DECIMAL columns
+        travel as text and become Decimal here: Odoo's cursor turns SQL numerics into
+        floats, which would not add up to the cent on large details. A query may give
+        more values than the columns (a sort key): they follow, as they came.
+        """
+        decimals = self._decimals
+        # cr._cnx: Odoo's cursor has no named cursors; this one shares its transaction.
+        with cr._cnx.cursor(name="iot_detail_%s" % uuid.uuid4().hex) as named:
+            named.itersize = FETCH_SIZE
+            named.execute(query.code, query.params)
+            for row in named:
+                values = list(row)
+                for index in decimals:
+                    values[index] = Decimal(values[index])
+                yield tuple(values)
+
+    # ------------------------------------------------------------------
+    # CSV
+    # ------------------------------------------------------------------
+    def write_csv_header(self, stream):
+        csv.writer(stream).writerow([column.label for column in self.columns])
+
+    def write_csv_rows(self, stream, rows):
+        """Write the rows alone; return (row count, sums of the ``sum_columns``)."""
+        writer = csv.writer(stream)
+        sum_columns = self.sum_columns
+        count, sums = 0, [Decimal(0)] * len(sum_columns)
+        for row in rows:
+            writer.writerow(["" if value is None else value for value in row])
+            count += 1
+            for position, index in enumerate(sum_columns):
+                sums[position] += row[index]
+        return count, tuple(sums)
+
+    def write_csv_totals(self, stream, total_label, count, sums):
+        csv.writer(stream).writerow(self._totals_row(len(self.columns), self.count_column, total_label, count, sums))
+
+    def _totals_row(self, width, count_column, total_label, count, sums):
+        values = [""] * width
+        values[0] = total_label
+        values[count_column] = "%d rows" % count
+        for index, total in zip(self.sum_columns, sums, strict=True):
+            values[index] = total
+        return values
+
+    def write_csv(self, stream, rows, total_label="Total"):
+        """Write the header, the rows and the totals row; return (row count, sums)."""
+        self.write_csv_header(stream)
+        count, sums = self.write_csv_rows(stream, rows)
+        self.write_csv_totals(stream, total_label, count, sums)
+        return count, sums
+
+    def csv_file(self, path, rows, total_label="Total"):
+        """Write the CSV to ``path`` as the rows come; return (row count, sums)."""
+        # utf-8-sig: the BOM makes spreadsheets read UTF-8.
+        with open(path, "w", encoding="utf-8-sig", newline="") as stream:
+            return self.write_csv(stream, rows, total_label)
+
+    def csv_file_copied(self, cr, query, totals_query, path, total_label="Total"):
+        """Write the CSV to ``path`` with its rows written by PostgreSQL (``COPY ... CSV``).
+
+        No row goes through Python: for details written as part of a run (a settlement's).
+        The rows are in PostgreSQL's CSV dialect (lines end with ``\\n``, empty
+        strings are quoted); header and totals as ``csv_file`` writes them.
+        ``totals_query`` gives the row count, then the sums of the ``sum_columns``.
+        """
+        copy = SQL("COPY (%s) TO STDOUT WITH (FORMAT csv)", query)
+        with open(path, "w", encoding="utf-8-sig", newline="") as stream:
+            self.write_csv_header(stream)
+            # COPY takes no parameters: they are bound here, by psycopg2.
+            cr.copy_expert(cr.mogrify(copy.code, copy.params).decode(), stream)
+            cr.execute(totals_query)
+            count, *sums = cr.fetchone()
+            self.write_csv_totals(stream, total_label, count, sums)
+
+    def csv_gzip_header(self):
+        """The first member of a .csv.gz detail: the BOM (as ``csv_file`` writes it) and the header."""
+
+        def write(stream):
+            stream.write("\ufeff")
+            self.write_csv_header(stream)
+
+        return gzip_member(write)[0]
+
+    # ------------------------------------------------------------------
+    # XLSX
+    # ------------------------------------------------------------------
+    def xlsx_file(self, path, rows, title, currency_format, total_label="Total", sheets=()):
+        """XLSX in constant-memory mode, written to ``path``: rows go to disk as they are written.
+
+        Sheet "Detail": the title, the header, the rows and the totals row. ``sheets``:
+        further ``(name, columns, rows)`` tables, each after a header row.
+        Returns (row count, sums).
+        """
+        workbook = xlsxwriter.Workbook(path, {"constant_memory": True})
+        sheet = workbook.add_worksheet("Detail")
+        bold = workbook.add_format({"bold": True})
+        formats = {"money": workbook.add_format({"num_format": currency_format})}
+        for name, number_format in self.number_formats:
+            formats[name] = workbook.add_format({"num_format": number_format})
+        sheet.write_string(0, 0, title, bold)
+        columns = self.xlsx_columns
+        self._write_header(sheet, 1, columns, bold)
+        count, sums = self._write_rows(sheet, 2, columns, rows, formats, self.sum_columns)
+        totals_row = 2 + count
+        sheet.write_string(totals_row, 0, total_label, bold)
+        sheet.write_string(totals_row, self.xlsx_count_column, "%d rows" % count, bold)
+        # Exact totals written as numbers, not formulas, so they read the same everywhere.
+        for index, total in zip(self.sum_columns, sums, strict=True):
+            sheet.write_number(totals_row, index, float(total), formats.get(columns[index].number_format))
+        for name, sheet_columns, sheet_rows in sheets:
+            other = workbook.add_worksheet(name)
+            self._write_header(other, 0, sheet_columns, bold)
+            self._write_rows(other, 1, sheet_columns, sheet_rows, formats)
+        workbook.close()
+        return count, sums
+
+    @staticmethod
+    def _write_header(sheet, row_index, columns, bold):
+        for index, column in enumerate(columns):
+            sheet.set_column(index, index, column.width)
+            sheet.write_string(row_index, index, column.label, bold)
+
+    def _write_rows(self, sheet, first_row, columns, rows, formats, sum_columns=()):
+        """Write ``rows`` from ``first_row`` on; return (row count, sums of ``sum_columns``)."""
+        writers = [self._cell_writer(sheet, index, column, formats) for index, column in enumerate(columns)]
+        sums = [Decimal(0)] * len(sum_columns)
+        row_index = first_row
+        for row in rows:
+            # strict=False: a row may carry more values than the sheet shows (the last ones).
+            for write, value in zip(writers, row, strict=False):
+                write(row_index, value)
+            for position, index in enumerate(sum_columns):
+                sums[position] += row[index]
+            row_index += 1
+        return row_index - first_row, tuple(sums)
+
+    @staticmethod
+    def _cell_writer(sheet, index, column, formats):
+        """A function writing one value of ``column`` to a row of ``sheet``."""
+        cell_format = formats.get(column.number_format)
+        optional = column.optional
+        if column.kind == TEXT:
+
+            def write(row_index, value):
+                if value or not optional:
+                    sheet.write_string(row_index, index, value or "", cell_format)
+
+        elif column.kind == DATE:
+            serials = {}  # Excel day numbers of the few distinct dates
+
+            def write(row_index, value):
+                serial = serials.get(value)
+                if serial is None:
+                    serial = serials[value] = (value - EXCEL_EPOCH).days
+                sheet.write_number(row_index, index, serial, cell_format)
+
+        elif column.kind == DECIMAL:
+
+            def write(row_index, value):
+                if value or not optional:
+                    sheet.write_number(row_index, index, float(value), cell_format)
+
+        else:
+
+            def write(row_index, value):
+                if value or not optional:
+                    sheet.write_number(row_index, index, value, cell_format)
+
+        return write

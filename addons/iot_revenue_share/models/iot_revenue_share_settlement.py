@@ -1,6 +1,7 @@
 import base64
 import calendar
 import io
+import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -8,10 +9,13 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from odoo import Command, api, fields, models
+from odoo.addons.iot_contract.tools import LockNamespace, try_advisory_lock
 from odoo.addons.iot_device.tools import ApiInputError
+from odoo.addons.iot_invoice_grouping.tools import FORMATS, money_format, temporary_path
 from odoo.exceptions import UserError
+from odoo.tools import SQL
 
-from ..tools import allocate, csv_bytes, iter_detail_rows, xlsx_bytes
+from ..tools import SETTLEMENT_DETAIL, allocate, detail_query, totals_query
 from ..tools.settlement_sql import (
     COPY_LINES_SQL,
     INVOICE_PARTS_SQL,
@@ -22,13 +26,10 @@ from ..tools.settlement_sql import (
 )
 
 PERIOD_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
-FORMATS = {
-    "csv": "text/csv",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
 JOURNAL_CODE = "RSHR"
-# Key of the advisory lock that serialises the settlement runs of one company.
-SETTLEMENT_LOCK = 0x10755A7E
+# First key of the advisory lock that serialises the settlement runs of one company (the
+# second is the company); kept under this name for the code and tests that name it.
+SETTLEMENT_LOCK = int(LockNamespace.SETTLEMENT)
 HUNDRED = Decimal(100)
 
 
@@ -162,8 +163,7 @@ class IotRevenueShareSettlement(models.Model):
         mode = mode or company.iot_revenue_share_mode
         # Two runs of one company at once would compute the same shares (the unique
         # constraint would then fail the second at its insert): refuse the second at once.
-        self.env.cr.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [SETTLEMENT_LOCK, company.id])
-        if not self.env.cr.fetchone()[0]:
+        if not try_advisory_lock(self.env.cr, LockNamespace.SETTLEMENT, company.id):
             raise UserError(self.env._("A revenue share settlement of %s is running; run it again later.",
                                        company.name))
         rules = self.env["iot.revenue.share.rule"].search([("company_id", "=", company.id)])
@@ -189,7 +189,7 @@ class IotRevenueShareSettlement(models.Model):
     def _iot_original_shares(self, params, rules, quantum):
         """Shares of customer invoices not shared yet, with their company amounts and raw shares."""
         cr = self.env.cr
-        cr.execute(ORIGINAL_SHARES_SQL, params)
+        cr.execute(SQL(ORIGINAL_SHARES_SQL, **params))
         rows = [row for row in cr.fetchall() if row[4]]  # no beneficiary: a device without owner
         if not rows:
             return []
@@ -238,7 +238,7 @@ class IotRevenueShareSettlement(models.Model):
         currency whose parts add up are left out (their parts are their amounts).
         """
         cr = self.env.cr
-        cr.execute(INVOICE_TOTALS_SQL, {"invoice_ids": list(invoice_ids)})
+        cr.execute(SQL(INVOICE_TOTALS_SQL, invoice_ids=list(invoice_ids)))
         targets = {
             invoice_id: Decimal(company_total)
             for invoice_id, company_total, parts_total in cr.fetchall()
@@ -246,7 +246,7 @@ class IotRevenueShareSettlement(models.Model):
         }
         if not targets:
             return {}
-        cr.execute(INVOICE_PARTS_SQL, {"invoice_ids": list(targets)})
+        cr.execute(SQL(INVOICE_PARTS_SQL, invoice_ids=list(targets)))
         parts = defaultdict(list)
         for invoice_id, schedule_id, fixed_amount, usage_amount in cr.fetchall():
             parts[invoice_id] += [((schedule_id, "fixed"), Decimal(fixed_amount)),
@@ -268,14 +268,14 @@ class IotRevenueShareSettlement(models.Model):
         at the percent the invoice was shared at.
         """
         cr = self.env.cr
-        cr.execute(REFUNDS_SQL, params)
+        cr.execute(SQL(REFUNDS_SQL, **params))
         refunds = cr.fetchall()
         if not refunds:
             return []
         origin_ids = list({row[1] for row in refunds})
         refund_ids = [row[0] for row in refunds]
         by_origin = defaultdict(list)
-        cr.execute(SHARED_LINES_SQL, {"invoice_ids": origin_ids})
+        cr.execute(SQL(SHARED_LINES_SQL, invoice_ids=origin_ids))
         for invoice_id, schedule_id, kind, rule_id, partner_id, base, percent, share in cr.fetchall():
             by_origin[invoice_id].append(Share(
                 invoice_id, schedule_id, kind, rule_id, partner_id, Decimal(base),
@@ -285,7 +285,7 @@ class IotRevenueShareSettlement(models.Model):
         for share in originals:
             if share.invoice_id in origins:
                 by_origin[share.invoice_id].append(share)
-        cr.execute(SHARED_LINES_SQL, {"invoice_ids": refund_ids})
+        cr.execute(SQL(SHARED_LINES_SQL, invoice_ids=refund_ids))
         done = {(row[0], row[1], row[3], row[2]) for row in cr.fetchall()}
         # Rules of the shared lines, archived ones included, read once: the loop runs per device part.
         shared_rules = self.env["iot.revenue.share.rule"].with_context(active_test=False).browse(
@@ -360,8 +360,9 @@ class IotRevenueShareSettlement(models.Model):
         if amounts:
             settlement.move_id = settlement._iot_create_move(amounts, total)
             settlement.move_id.action_post()
-            # CSV: a month of 100,000 devices is 200,000 rows, which XLSX takes ~3 times longer to
-            # write (docs/benchmarks.md); the XLSX is one click (or API call) away.
+            # CSV, written by PostgreSQL: a month of 100,000 devices is 200,000 rows, which XLSX
+            # takes several times longer to write (docs/benchmarks.md); the XLSX is one click
+            # (or API call) away.
             settlement._iot_attach_detail()
         return settlement
 
@@ -429,26 +430,42 @@ class IotRevenueShareSettlement(models.Model):
     # ------------------------------------------------------------------
     def _iot_detail_file(self, file_format):
         """(filename, mimetype, bytes) of the per-device detail; the settlement must be readable."""
+        filename, mimetype, path = self._iot_detail_to_path(file_format)
+        try:
+            with open(path, "rb") as handle:
+                return filename, mimetype, handle.read()
+        finally:
+            os.unlink(path)
+
+    def _iot_detail_to_path(self, file_format):
+        """(filename, mimetype, path of a temporary file) of the per-device detail.
+
+        The settlement must be readable by the caller. Rows are read with SQL after that
+        check and written to the file as they come: the CSV by PostgreSQL (COPY), the XLSX
+        from a server-side cursor. The caller removes the file.
+        """
         self.ensure_one()
         if file_format not in FORMATS:
             raise UserError(self.env._("Unknown format %s: use csv or xlsx.", file_format))
         self.check_access("read")
         self.env["iot.revenue.share.line"].flush_model()
-        if file_format == "csv":
-            content = csv_bytes(self.env.cr, self.id)
-        else:
-            rows = iter_detail_rows(self.env.cr, self.id)
-            currency = self.currency_id
-            money = ('#,##0.%s "%s"' % ("0" * currency.decimal_places, currency.symbol or currency.name)).replace(
-                '."', '"'
-            )
-            content = xlsx_bytes(rows, self.name, money)
+        path = temporary_path("." + file_format)
+        try:
+            if file_format == "csv":
+                SETTLEMENT_DETAIL.csv_file_copied(self.env.cr, detail_query(self.id), totals_query(self.id), path)
+            else:
+                rows = SETTLEMENT_DETAIL.stream(self.env.cr, detail_query(self.id))
+                SETTLEMENT_DETAIL.xlsx_file(path, rows, self.name, money_format(self.currency_id))
+        except BaseException:
+            os.unlink(path)
+            raise
         filename = "%s-%s-detail.%s" % (
             (self.move_id.name or "revenue-share").replace("/", "-"), self.period, file_format
         )
-        return filename, FORMATS[file_format], content
+        return filename, FORMATS[file_format], path
 
     def _iot_attach_detail(self, file_format="csv"):
+        """Attach the detail to the bill (or entry): it is part of what the beneficiary receives."""
         self.ensure_one()
         filename, mimetype, content = self._iot_detail_file(file_format)
         attachment = self.env["ir.attachment"].create({
@@ -468,12 +485,16 @@ class IotRevenueShareSettlement(models.Model):
         return self._iot_download("csv")
 
     def _iot_download(self, file_format):
+        """The CSV attached to the bill when there is one, else the file streamed by the
+        controller: a download adds no attachment (as the invoice detail's download)."""
         self.ensure_one()
-        filename, mimetype, content = self._iot_detail_file(file_format)
-        attachment = self.env["ir.attachment"].create(
-            {"name": filename, "mimetype": mimetype, "raw": content, "res_model": self._name, "res_id": self.id}
-        )
-        return {"type": "ir.actions.act_url", "url": "/web/content/%s?download=true" % attachment.id, "target": "self"}
+        self.check_access("read")
+        attachment = self.detail_attachment_id
+        if attachment and attachment.name.endswith("." + file_format):
+            url = "/web/content/%s?download=true" % attachment.id
+        else:
+            url = "/iot_revenue_share/detail/%s/%s" % (self.id, file_format)
+        return {"type": "ir.actions.act_url", "url": url, "target": "self"}
 
     def action_view_move(self):
         self.ensure_one()

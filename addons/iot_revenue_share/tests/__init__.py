@@ -3,3 +3,4 @@ from . import test_smart_city
 from . import test_rules
 from . import test_companies_and_access
 from . import test_currency
+from . import test_detail_download

@@ -1,2 +1,2 @@
 from .allocation import allocate
-from .detail_export import csv_bytes, iter_detail_rows, xlsx_bytes
+from .settlement_detail import SETTLEMENT_DETAIL, detail_query, iter_detail_rows, totals_query
