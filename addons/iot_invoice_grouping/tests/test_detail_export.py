@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import openpyxl
 
+from odoo.addons.iot_invoice_grouping.tools import money_format
 from odoo.exceptions import AccessError
 from odoo.tests import HttpCase, new_test_user, tagged
 
@@ -55,6 +56,12 @@ class TestDetailExport(IotGroupingCommon):
                      .iter_rows(values_only=True))[1:]
         self.assertEqual([line[1] for line in lines], invoice.invoice_line_ids.sorted("sequence").mapped("name"))
         self.assertAlmostEqual(sum(line[4] for line in lines), invoice.amount_untaxed, places=2)
+
+    def test_money_format_follows_the_currency_decimals(self):
+        euro = self.env.ref("base.EUR").with_context(active_test=False)
+        yen = self.env.ref("base.JPY").with_context(active_test=False)
+        self.assertEqual(money_format(euro), '#,##0.00 "%s"' % euro.symbol)
+        self.assertEqual(money_format(yen), '#,##0 "%s"' % yen.symbol, "no decimal point without decimals")
 
     def test_attached_when_posted_if_the_company_asks(self):
         self.env.company.iot_attach_detail = True

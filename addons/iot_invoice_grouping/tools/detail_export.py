@@ -53,8 +53,10 @@ class Column(NamedTuple):
 
 
 def money_format(currency):
-    """The Excel number format of ``currency``'s amounts: its decimals and its symbol."""
-    return '#,##0.%s "%s"' % ("0" * currency.decimal_places, currency.symbol or currency.name)
+    """The Excel number format of ``currency``'s amounts: its decimals (none for JPY: no decimal
+    point either) and its symbol."""
+    decimals = "." + "0" * currency.decimal_places if currency.decimal_places else ""
+    return '#,##0%s "%s"' % (decimals, currency.symbol or currency.name)
 
 
 def temporary_path(suffix):
