@@ -61,9 +61,8 @@ class IotUsage(models.Model):
     _description = "IoT Usage Reading"
     _order = "timestamp desc, id desc"
     _rec_name = "message_id"
-    # No create/write user and date: their two foreign keys cost about a sixth of every
-    # insert (PostgreSQL inserts 1.2 x the readings per second without them, docs/benchmarks.md).
-    # When a reading arrived is received_at; who sent it, its source.
+    # No create/write user and date: four columns more on every raw reading, which says
+    # what they would: when it arrived is received_at; who sent it, its source.
     _log_access = False
 
     # Indexed by the composite indexes below (device first), not on its own.

@@ -358,10 +358,6 @@ class IotUsageCalculator(models.Model):
     def _round_amount(self, amount, currency):
         return round_to_step(amount, self._currency_step(currency))
 
-    def _billable(self, quantity, proration=1):
-        """Quantity after the included allowance, prorated for a partial period when the rule says so."""
-        return billable_quantity(self._terms(), quantity, proration)
-
     def _price(self, quantity, currency, reading_amounts=None, convert=None, proration=1):
         """Amount for a period's aggregated quantity, rounded to ``currency`` (see ``price_amount``)."""
         return price_amount(
