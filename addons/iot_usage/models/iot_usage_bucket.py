@@ -498,7 +498,7 @@ class IotUsageBucket(models.Model):
         once the interval is over: an interval keeps one bucket per billing state. One chunk of
         intervals per call; the cron runs again at once while some are left (progress API).
         A company being billed is left for the next call: merging takes the company's lock the
-        valuation takes (``iot_contract/tools/billing_lock.py``), so that a billing run never
+        valuation takes (``iot_contract/tools/locks.py``), so that a billing run never
         meets a bucket being merged."""
         self.flush_model()
         companies = [company_id for company_id in self.env["res.company"].sudo().search([]).ids
