@@ -116,7 +116,11 @@ class IotUsageArchive(models.Model):
         """One company's readings of ``day`` as a gzip-compressed CSV attachment.
 
         COPY streams the rows into a temporary file through gzip (a day of a large
-        fleet does not fit in memory as Python objects)."""
+        fleet does not fit in memory as Python objects). A day already exported for the
+        company (a late reading re-created its partition after the drop, README, Raw
+        readings) gets its new rows appended to the same file, as one more gzip member
+        without the header: the file still reads as one CSV."""
+        archive = self.search([("day", "=", day), ("company_id", "=", company.id)])
         query = self.env.cr.mogrify(SQL(
             """
             COPY (
@@ -127,9 +131,9 @@ class IotUsageArchive(models.Model):
                   LEFT JOIN iot_usage_metric metric ON metric.id = usage.metric_id
                  WHERE usage.company_id = %s
                  ORDER BY usage.timestamp, usage.id
-            ) TO STDOUT WITH (FORMAT csv, HEADER)
+            ) TO STDOUT WITH (FORMAT csv%s)
             """,
-            SQL.identifier(partition_name(day)), company.id,
+            SQL.identifier(partition_name(day)), company.id, SQL(", HEADER") if not archive else SQL(),
         )).decode()
         file_name = "iot_usage_%s_%s.csv.gz" % (day.isoformat(), company.id)
         with tempfile.TemporaryFile() as spool:
@@ -138,6 +142,10 @@ class IotUsageArchive(models.Model):
                 self.env.cr.copy_expert(query, compressed)
             spool.seek(0)
             content = spool.read()
+        if archive:
+            archive.row_count += row_count
+            archive.attachment_id.raw = archive.attachment_id.raw + content
+            return archive
         archive = self.create({"day": day, "company_id": company.id, "row_count": row_count, "file_name": file_name})
         archive.attachment_id = self.env["ir.attachment"].create({
             "name": file_name,

@@ -18,7 +18,7 @@ from odoo.sql_db import db_connect
 from odoo.tests import TransactionCase, freeze_time, tagged
 from odoo.tools.safe_eval import safe_eval
 
-from ..tools import drop_partition, partition_days, partition_name
+from ..tools import drop_partition, ensure_partitions, partition_days, partition_name
 from .common import IotUsageCommon
 
 
@@ -140,6 +140,22 @@ class TestUsagePartitions(IotUsageCommon):
             "message_id": "agg-1"}])
         self.assertIn("oldest day of raw readings kept", aggregate["rejected"][0]["reason"])
         self.assertEqual(buckets(), aggregated, "nothing added to the buckets")
+
+    def test_a_day_exported_again_appends_to_its_export(self):
+        self.api.api_ingest([self._reading(quantity="2", timestamp="2022-04-14T09:00:00Z", message_id="e-1")])
+        self._rotate("2022-07-20")
+        april_14 = datetime.date(2022, 4, 14)
+        # A late reading whose batch began before the drop committed re-creates the day's partition.
+        ensure_partitions(self.env.cr, [april_14])
+        self.Usage.create({"device_id": self.device_1.id, "metric_id": self.metric_kwh.id, "quantity": 3,
+                           "timestamp": "2022-04-14 10:00:00", "message_id": "e-2"})
+        self._rotate("2022-07-20")
+        self.assertFalse(self._exists(april_14))
+        archive = self.Archive.search([("day", "=", "2022-04-14")])
+        self.assertEqual(archive.row_count, 2, "one export of the day, with both readings")
+        rows = list(csv.DictReader(io.StringIO(gzip.decompress(archive.attachment_id.raw).decode())))
+        self.assertEqual([(row["message_id"], row["quantity"]) for row in rows],
+                         [("e-1", "2.000000"), ("e-2", "3.000000")], "one header, then every row")
 
     def test_a_redelivery_is_a_duplicate_for_the_whole_window(self):
         entry = self._reading(quantity="2", timestamp="2022-04-14T09:00:00Z", message_id="w-1")
