@@ -472,8 +472,8 @@ class IotUsage(models.Model):
             elif not metric:
                 reason = "unknown metric %r" % aggregate["metric"]
             elif metric.id in needs_readings:
-                reason = ("metric %r has rules that need each reading (distinct payload values or rounding "
-                          "per reading): send readings, not aggregates" % metric.code)
+                reason = ("metric %r has usage calculators that need each reading (distinct payload values or "
+                          "rounding per reading): send readings, not aggregates" % metric.code)
             elif bucket_start(aggregate["timestamp_from"], metric.bucket_interval) != bucket_start(
                     aggregate["timestamp_to"], metric.bucket_interval):
                 reason = "the aggregate spans more than one %s of metric %r: send one per %s" % (

@@ -224,8 +224,9 @@ class IotUsageBucket(models.Model):
     # Only for metrics that a rule needs them for (see _value_lists_wanted), bounded by the
     # bucket's reading count: the distinct payload values per key (count of distinct values)
     # and how many readings had each quantity (amounts rounded per reading).
-    distinct_values = fields.Json(help="Distinct payload values per payload key, for 'count distinct' rules.")
-    quantity_counts = fields.Json(help="Readings per quantity, for rules rounding each reading's amount.")
+    distinct_values = fields.Json(
+        help="Distinct payload values per payload key, for 'count distinct' usage calculators.")
+    quantity_counts = fields.Json(help="Readings per quantity, for usage calculators rounding each reading's amount.")
     state = fields.Selection(BUCKET_STATES, required=True, default="to_value")
     schedule_id = fields.Many2one("iot.invoicing.schedule", index="btree_not_null", ondelete="set null")
     contract_item_id = fields.Many2one("iot.contract.item", index="btree_not_null", ondelete="set null")
