@@ -1,9 +1,5 @@
-import time
-
-import psycopg2
-
 from odoo import api, fields, models
-from odoo.addons.iot_contract.tools import CronBudget, try_lock_for_valuation
+from odoo.addons.iot_contract.tools import CommittedSteps, Outcome, try_lock_for_valuation
 from odoo.exceptions import UserError, ValidationError
 
 from .iot_usage_bucket import misaligned_zones
@@ -47,7 +43,7 @@ class IotContract(models.Model):
 
         The billing run values them again at the end of the period, with every
         reading received by then. Valuation and billing of one company take turns
-        (``iot_contract/tools/billing_lock.py``): while a billing chunk holds the
+        (``iot_contract/tools/locks.py``): while a billing chunk holds the
         company's schedules this refuses, rather than make the run skip them.
         """
         for company, contracts in self.grouped("company_id").items():
@@ -66,50 +62,35 @@ class IotContract(models.Model):
     def _cron_value_current_usage(self):
         """Daily: value the running periods of every running contract, in committed steps.
 
-        Each step takes a few contracts of one company under the company's billing lock;
-        a company whose billing run holds the lock, or is running, is left for the next
-        day (the run values what it bills). Odoo's progress API calls the cron again
-        while contracts are left; the cursor makes a call resume where the last stopped.
-        The commits are the cron chunking design (``CronBudget``).
+        Each step (``CommittedSteps``) values a few contracts, each company's under its
+        billing lock; a company whose billing run holds the lock, or is running,
+        is left for the next day (the run values what it bills). A step that met a billing
+        chunk committing the same schedules is rolled back and done again by the driver.
+        Odoo's progress API calls the cron again while contracts are left; the cursor makes
+        a call resume where the last stopped.
         """
-        budget = CronBudget(self.env.cr)
         Param = self.env["ir.config_parameter"].sudo()
         today = fields.Date.to_string(fields.Date.context_today(self))
-        day, _sep, last_id = (Param.get_param(VALUATION_CURSOR) or "").partition(":")
-        last_id = int(last_id) if day == today and last_id else 0
         busy = set(self.env["iot.billing.run"].sudo().search([("state", "=", "running")]).company_id.ids)
-        done, longest = 0, 0.0
-        self.env.cr.commit()  # a fresh snapshot once the lock is taken
-        while budget.allows(longest):
-            contracts = self.search(
-                [("state", "=", "running"), ("id", ">", last_id), ("company_id", "not in", list(busy))],
-                order="id",
-                limit=VALUATION_CHUNK_CONTRACTS,
-            )
+
+        def contracts_left():
+            day, _sep, last_id = (Param.get_param(VALUATION_CURSOR) or "").partition(":")
+            last_id = int(last_id) if day == today and last_id else 0
+            return [("state", "=", "running"), ("id", ">", last_id), ("company_id", "not in", list(busy))]
+
+        def value_next_contracts():
+            contracts = self.search(contracts_left(), order="id", limit=VALUATION_CHUNK_CONTRACTS)
             if not contracts:
-                break
-            started = time.monotonic()
-            try:
-                for company, company_contracts in contracts.grouped("company_id").items():
-                    if try_lock_for_valuation(self.env.cr, company.id):
-                        company_contracts.with_company(company)._iot_current_schedules()._iot_value_usage(None)
-                    else:
-                        busy.add(company.id)
-            except psycopg2.errors.TransactionRollbackError:
-                # A billing chunk committed these schedules just before the lock: value them again.
-                self.env.cr.rollback()
-                self.env.invalidate_all()
-                continue
-            last_id = contracts[-1].id
-            Param.set_param(VALUATION_CURSOR, "%s:%d" % (today, last_id))
-            self.env.cr.commit()
-            done += len(contracts)
-            longest = max(longest, time.monotonic() - started)
-        remaining = self.search_count(
-            [("state", "=", "running"), ("id", ">", last_id), ("company_id", "not in", list(busy))]
-        )
-        done = budget.add_done(done)  # the calls before in the series count: see CronBudget
-        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
-        if remaining and done:
-            # Left ready after ten calls, the cron would wait for the workers' next poll.
-            self.env.ref("iot_usage.iot_usage_value_current_cron").sudo()._trigger()
+                return Outcome.FINISHED
+            for company, company_contracts in contracts.grouped("company_id").items():
+                if try_lock_for_valuation(self.env.cr, company.id):
+                    company_contracts.with_company(company)._iot_current_schedules()._iot_value_usage(None)
+                else:
+                    busy.add(company.id)
+            Param.set_param(VALUATION_CURSOR, "%s:%d" % (today, contracts[-1].id))
+            return Outcome.DONE
+
+        steps = CommittedSteps(self.env, crons=self.env.ref("iot_usage.iot_usage_value_current_cron").sudo())
+        steps.run(value_next_contracts)
+        # Steps left, as the steps done are counted.
+        steps.report(-(-self.search_count(contracts_left()) // VALUATION_CHUNK_CONTRACTS))

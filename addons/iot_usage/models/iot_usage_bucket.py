@@ -65,14 +65,92 @@ def misaligned_zones(zones, interval):
     return bad
 
 
-# The bucket columns every source of usage fills (readings as they arrive, gateway aggregates).
-# first_seq and last_seq: the raw reading ids of the first and last readings, which order
-# readings of equal timestamps as they were stored.
-BUCKET_COLUMNS = (
-    "company_id, device_id, metric_id, bucket_start, bucket_stop, reading_count, quantity_sum, "
-    "quantity_min, quantity_max, first_at, first_quantity, first_seq, last_at, last_quantity, last_seq, "
-    "distinct_values, quantity_counts"
+# How the parts of one bucket add up: the readings of a batch, a batch and the bucket already
+# stored, the buckets of one interval that several writers filled. The one statement of the
+# merge rule: every query that adds usage to buckets renders it, as aggregates over many parts
+# (merged_aggregates) or as the update of a stored bucket by one more part (merged_pair).
+# first/last: the part whose first (last) reading comes first (last), by timestamp, then by
+# first_seq (last_seq), the raw reading id, which orders readings of equal timestamps as they
+# were stored. distinct/counts: the value lists (see the fields distinct_values, quantity_counts).
+MERGE_RULE = (
+    ("reading_count", "sum"),
+    ("quantity_sum", "sum"),
+    ("quantity_min", "min"),
+    ("quantity_max", "max"),
+    ("first_at", "first"),
+    ("first_quantity", "first"),
+    ("first_seq", "first"),
+    ("last_at", "last"),
+    ("last_quantity", "last"),
+    ("last_seq", "last"),
+    ("distinct_values", "distinct"),
+    ("quantity_counts", "counts"),
 )
+_ORDER_KEYS = {"first": ("first_at", "first_seq"), "last": ("last_at", "last_seq")}
+_LIST_MERGES = {"distinct": ("iot_merge_distinct", "iot_merge_distinct_agg"),
+                "counts": ("iot_merge_counts", "iot_merge_counts_agg")}
+# What identifies a bucket, then what the merge rule adds up: the columns every source of
+# usage fills (readings as they arrive, gateway aggregates).
+KEY_COLUMNS = ("company_id", "device_id", "metric_id", "bucket_start", "bucket_stop")
+BUCKET_COLUMNS = SQL(", ").join(SQL.identifier(column) for column in KEY_COLUMNS + tuple(c for c, _k in MERGE_RULE))
+
+
+def merged_aggregates(sources=None, lists=True):
+    """The merge rule as aggregates over the parts of each group, one ``AS <column>`` each.
+
+    ``sources``: the SQL expression of a column in the parts, when it is not the column
+    itself (readings are parts of one reading: a count of 1, their quantity, timestamp and
+    id). ``lists``: with the value lists (readings have none: they are collected apart).
+    """
+    sources = sources or {}
+
+    def source(column):
+        return sources.get(column) or SQL.identifier(column)
+
+    terms = []
+    for column, kind in MERGE_RULE:
+        if kind in ("sum", "min", "max"):
+            term = SQL("%s(%s)", SQL(kind), source(column))
+        elif kind in _ORDER_KEYS:
+            direction = SQL(" DESC") if kind == "last" else SQL()
+            term = SQL("(array_agg(%s ORDER BY %s))[1]", source(column), SQL(", ").join(
+                SQL("%s%s", source(key), direction) for key in _ORDER_KEYS[kind]))
+        elif not lists:
+            continue
+        else:
+            term = SQL("%s(%s)", SQL(_LIST_MERGES[kind][1]), source(column))
+        terms.append(SQL("%s AS %s", term, SQL.identifier(column)))
+    return SQL(", ").join(terms)
+
+
+def merged_pair(stored, added):
+    """The merge rule as the ``SET`` list of an update of bucket ``stored`` by one more part
+    ``added`` (table names). A list the part does not bring (NULL) stays as it was."""
+
+    def col(table, column):
+        return SQL.identifier(table, column)
+
+    terms = []
+    for column, kind in MERGE_RULE:
+        old, new = col(stored, column), col(added, column)
+        if kind == "sum":
+            term = SQL("%s + %s", old, new)
+        elif kind in ("min", "max"):
+            term = SQL("%s(%s, %s)", SQL("least" if kind == "min" else "greatest"), old, new)
+        elif kind in _ORDER_KEYS:
+            keys = _ORDER_KEYS[kind]
+            # The added part wins when its key sorts before (first) or, on a tie, after (last).
+            term = SQL(
+                "CASE WHEN (%s) %s (%s) THEN %s ELSE %s END",
+                SQL(", ").join(col(added, key) for key in keys), SQL("<" if kind == "first" else ">="),
+                SQL(", ").join(col(stored, key) for key in keys), new, old,
+            )
+        else:
+            term = SQL("CASE WHEN %s IS NULL THEN %s ELSE %s(%s, %s) END",
+                       new, old, SQL(_LIST_MERGES[kind][0]), old, new)
+        terms.append(SQL("%s = %s", SQL.identifier(column), term))
+    return SQL(",\n            ").join(terms)
+
 
 # Adding to the open bucket of an interval. Each database connection adds to buckets of its
 # own (writer): two transactions running at the same time never update the same row, so
@@ -80,49 +158,38 @@ BUCKET_COLUMNS = (
 # REPEATABLE READ, where updating a row another transaction changed meanwhile is an error).
 # An interval has at most one open bucket per connection that wrote to it; billing adds them
 # up like any other buckets of the period.
-UPSERT_BUCKETS_SQL = """
-    bucketed AS (
-        INSERT INTO iot_usage_bucket (""" + BUCKET_COLUMNS + """, writer, state, is_late)
-        SELECT """ + BUCKET_COLUMNS + """, pg_backend_pid(), 'to_value', false
-          FROM {partial} ORDER BY device_id, metric_id, bucket_start
-        ON CONFLICT (device_id, metric_id, bucket_start, writer) WHERE state = 'to_value' DO UPDATE SET
-            reading_count = iot_usage_bucket.reading_count + excluded.reading_count,
-            quantity_sum = iot_usage_bucket.quantity_sum + excluded.quantity_sum,
-            quantity_min = least(iot_usage_bucket.quantity_min, excluded.quantity_min),
-            quantity_max = greatest(iot_usage_bucket.quantity_max, excluded.quantity_max),
-            first_at = CASE WHEN excluded.first_at < iot_usage_bucket.first_at
-                            THEN excluded.first_at ELSE iot_usage_bucket.first_at END,
-            first_quantity = CASE WHEN excluded.first_at < iot_usage_bucket.first_at
-                                  THEN excluded.first_quantity ELSE iot_usage_bucket.first_quantity END,
-            first_seq = CASE WHEN excluded.first_at < iot_usage_bucket.first_at
-                             THEN excluded.first_seq ELSE iot_usage_bucket.first_seq END,
-            last_at = CASE WHEN excluded.last_at >= iot_usage_bucket.last_at
-                           THEN excluded.last_at ELSE iot_usage_bucket.last_at END,
-            last_quantity = CASE WHEN excluded.last_at >= iot_usage_bucket.last_at
-                                 THEN excluded.last_quantity ELSE iot_usage_bucket.last_quantity END,
-            last_seq = CASE WHEN excluded.last_at >= iot_usage_bucket.last_at
-                            THEN excluded.last_seq ELSE iot_usage_bucket.last_seq END,
-            -- Merged only when the batch brings values (a metric that a rule needs them for).
-            distinct_values = CASE WHEN excluded.distinct_values IS NULL THEN iot_usage_bucket.distinct_values
-                                   ELSE iot_merge_distinct(iot_usage_bucket.distinct_values, excluded.distinct_values)
-                              END,
-            quantity_counts = CASE WHEN excluded.quantity_counts IS NULL THEN iot_usage_bucket.quantity_counts
-                                   ELSE iot_merge_counts(iot_usage_bucket.quantity_counts, excluded.quantity_counts)
-                              END
+def upsert_buckets(partial):
+    """The CTE adding the rows of the CTE ``partial`` (BUCKET_COLUMNS, one per bucket) to
+    their buckets."""
+    return SQL(
+        """
+            bucketed AS (
+                INSERT INTO iot_usage_bucket (%(columns)s, writer, state, is_late)
+                SELECT %(columns)s, pg_backend_pid(), 'to_value', false
+                  FROM %(partial)s ORDER BY device_id, metric_id, bucket_start
+                ON CONFLICT (device_id, metric_id, bucket_start, writer) WHERE state = 'to_value' DO UPDATE SET
+                    %(merged)s
+            )
+        """,
+        columns=BUCKET_COLUMNS, partial=SQL.identifier(partial), merged=_UPSERT_MERGE,
     )
-"""
+
+
+_UPSERT_MERGE = merged_pair("iot_usage_bucket", "excluded")
+# Buckets are parts too: the compaction and the gateway aggregates merge them.
+BUCKETS_MERGE = merged_aggregates()
+# A reading is a part of one reading: its bucket figures are its quantity, timestamp and id.
+_READINGS_MERGE = merged_aggregates({
+    "reading_count": SQL("1"),
+    **dict.fromkeys(("quantity_sum", "quantity_min", "quantity_max", "first_quantity", "last_quantity"),
+                    SQL.identifier("quantity")),
+    **dict.fromkeys(("first_at", "last_at"), SQL.identifier("timestamp")),
+    **dict.fromkeys(("first_seq", "last_seq"), SQL.identifier("id")),
+}, lists=False)
 
 # Which value lists ingestion keeps, from the active rules: payload keys whose distinct
 # values a rule counts (per metric), metrics whose amounts a rule rounds per reading.
 ValueLists = namedtuple("ValueLists", "distinct_metric_ids distinct_keys rounding_metric_ids")
-
-
-def _value_list_params(value_lists):
-    return {
-        "distinct_metric_ids": value_lists.distinct_metric_ids,
-        "distinct_keys": value_lists.distinct_keys,
-        "rounding_metric_ids": value_lists.rounding_metric_ids,
-    }
 
 
 class IotUsageBucket(models.Model):
@@ -154,11 +221,12 @@ class IotUsageBucket(models.Model):
     first_quantity = fields.Float(digits=(32, 6), aggregator=None)
     last_at = fields.Datetime(string="Last reading at")
     last_quantity = fields.Float(digits=(32, 6), aggregator=None)
-    # Only for metrics that a rule needs them for (see _value_lists_sql), bounded by the
+    # Only for metrics that a rule needs them for (see _value_lists_wanted), bounded by the
     # bucket's reading count: the distinct payload values per key (count of distinct values)
     # and how many readings had each quantity (amounts rounded per reading).
-    distinct_values = fields.Json(help="Distinct payload values per payload key, for 'count distinct' rules.")
-    quantity_counts = fields.Json(help="Readings per quantity, for rules rounding each reading's amount.")
+    distinct_values = fields.Json(
+        help="Distinct payload values per payload key, for 'count distinct' usage calculators.")
+    quantity_counts = fields.Json(help="Readings per quantity, for usage calculators rounding each reading's amount.")
     state = fields.Selection(BUCKET_STATES, required=True, default="to_value")
     schedule_id = fields.Many2one("iot.invoicing.schedule", index="btree_not_null", ondelete="set null")
     contract_item_id = fields.Many2one("iot.contract.item", index="btree_not_null", ondelete="set null")
@@ -168,7 +236,7 @@ class IotUsageBucket(models.Model):
     reject_reason = fields.Char()
     writer = fields.Integer(
         readonly=True, aggregator=None,
-        help="The database connection that added to this bucket (see UPSERT_BUCKETS_SQL).",
+        help="The database connection that added to this bucket (see upsert_buckets).",
     )
 
     def init(self):
@@ -225,37 +293,30 @@ class IotUsageBucket(models.Model):
 
     @api.model
     def _aggregate_readings_sql(self, readings, value_lists):
-        """CTEs (after a ``WITH readings AS (...),``) adding the rows of ``readings``
+        """CTEs (after a ``WITH readings AS (...),``) adding the rows of the CTE ``readings``
         (id, device_id, company_id, metric_id, quantity, timestamp, payload) to their buckets."""
-        parts = [
-            f"""
+        parts = [SQL(
+            """
             placed AS (
                 SELECT reading.*, date_trunc(metric.bucket_interval, reading.timestamp) AS bucket_start,
                        ('1 ' || metric.bucket_interval)::interval AS bucket_length
-                  FROM {readings} reading JOIN iot_usage_metric metric ON metric.id = reading.metric_id
+                  FROM %(readings)s reading JOIN iot_usage_metric metric ON metric.id = reading.metric_id
             ),
             summary AS (
                 SELECT company_id, device_id, metric_id, bucket_start, bucket_start + bucket_length AS bucket_stop,
-                       count(*) AS reading_count, sum(quantity) AS quantity_sum,
-                       min(quantity) AS quantity_min, max(quantity) AS quantity_max,
-                       (array_agg(timestamp ORDER BY timestamp, id))[1] AS first_at,
-                       (array_agg(quantity ORDER BY timestamp, id))[1] AS first_quantity,
-                       (array_agg(id ORDER BY timestamp, id))[1] AS first_seq,
-                       (array_agg(timestamp ORDER BY timestamp DESC, id DESC))[1] AS last_at,
-                       (array_agg(quantity ORDER BY timestamp DESC, id DESC))[1] AS last_quantity,
-                       (array_agg(id ORDER BY timestamp DESC, id DESC))[1] AS last_seq
+                       %(merged)s
                   FROM placed
                  GROUP BY company_id, device_id, metric_id, bucket_start, bucket_length
             ),
-            """.replace("{readings}", readings)
-        ]
-        distinct_sql = "NULL::jsonb"
+            """,
+            readings=SQL.identifier(readings), merged=_READINGS_MERGE,
+        )]
+        distinct_sql, distinct_join = SQL("NULL::jsonb"), SQL()
         if value_lists.distinct_keys:
-            parts.append(
+            parts.append(SQL(
                 """
             wanted_key AS (
-                SELECT * FROM unnest(%(distinct_metric_ids)s::int[], %(distinct_keys)s::varchar[])
-                    AS wanted(metric_id, key)
+                SELECT * FROM unnest(%s::int[], %s::varchar[]) AS wanted(metric_id, key)
             ),
             collected AS (
                 SELECT placed.device_id, placed.metric_id, placed.bucket_start, wanted_key.key,
@@ -269,48 +330,46 @@ class IotUsageBucket(models.Model):
                 SELECT device_id, metric_id, bucket_start, jsonb_object_agg(key, found) AS found
                   FROM collected GROUP BY device_id, metric_id, bucket_start
             ),
-            """
-            )
-            distinct_sql = "distinct_list.found"
-        counts_sql = "NULL::jsonb"
+            """,
+                value_lists.distinct_metric_ids, value_lists.distinct_keys,
+            ))
+            distinct_sql = SQL("distinct_list.found")
+            distinct_join = SQL("LEFT JOIN distinct_list USING (device_id, metric_id, bucket_start)")
+        counts_sql, counts_join = SQL("NULL::jsonb"), SQL()
         if value_lists.rounding_metric_ids:
-            parts.append(
+            parts.append(SQL(
                 """
             quantity_count AS (
                 SELECT device_id, metric_id, bucket_start, jsonb_object_agg(quantity, readings) AS found
                   FROM (SELECT device_id, metric_id, bucket_start, round(quantity, 6)::text AS quantity,
                                count(*) AS readings
-                          FROM placed WHERE metric_id = ANY(%(rounding_metric_ids)s)
+                          FROM placed WHERE metric_id = ANY(%s)
                          GROUP BY device_id, metric_id, bucket_start, round(quantity, 6)) AS counted
                  GROUP BY device_id, metric_id, bucket_start
             ),
-            """
-            )
-            counts_sql = "quantity_count.found"
-        parts.append(
+            """,
+                value_lists.rounding_metric_ids,
+            ))
+            counts_sql = SQL("quantity_count.found")
+            counts_join = SQL("LEFT JOIN quantity_count USING (device_id, metric_id, bucket_start)")
+        parts.append(SQL(
             """
             partial AS (
-                SELECT summary.*, {distinct_sql} AS distinct_values, {counts_sql} AS quantity_counts
+                SELECT summary.*, %s AS distinct_values, %s AS quantity_counts
                   FROM summary
-                  {distinct_join}
-                  {counts_join}
+                  %s
+                  %s
             ),
-            """.format(
-                distinct_sql=distinct_sql,
-                counts_sql=counts_sql,
-                distinct_join="LEFT JOIN distinct_list USING (device_id, metric_id, bucket_start)"
-                if value_lists.distinct_keys else "",
-                counts_join="LEFT JOIN quantity_count USING (device_id, metric_id, bucket_start)"
-                if value_lists.rounding_metric_ids else "",
-            )
-        )
-        parts.append(self._upsert_sql("partial"))
-        return "".join(parts)
+            """,
+            distinct_sql, counts_sql, distinct_join, counts_join,
+        ))
+        parts.append(upsert_buckets("partial"))
+        return SQL().join(parts)
 
     @api.model
     def _upsert_sql(self, partial):
-        """The CTE adding the rows of ``partial`` (BUCKET_COLUMNS, one per bucket) to their buckets."""
-        return UPSERT_BUCKETS_SQL.format(partial=partial)
+        """The CTE adding the rows of the CTE ``partial`` (BUCKET_COLUMNS, one per bucket) to their buckets."""
+        return upsert_buckets(partial)
 
     # ------------------------------------------------------------------
     # Billing: buckets follow the schedules that value them
@@ -494,18 +553,17 @@ class IotUsageBucket(models.Model):
 
     @api.model
     def _cron_compact(self, chunk=20000):
-        """Merge the buckets of one interval that several connections wrote (see UPSERT_BUCKETS_SQL)
+        """Merge the buckets of one interval that several connections wrote (see upsert_buckets)
         once the interval is over: an interval keeps one bucket per billing state. One chunk of
         intervals per call; the cron runs again at once while some are left (progress API).
         A company being billed is left for the next call: merging takes the company's lock the
-        valuation takes (``iot_contract/tools/billing_lock.py``), so that a billing run never
+        valuation takes (``iot_contract/tools/locks.py``), so that a billing run never
         meets a bucket being merged."""
         self.flush_model()
         companies = [company_id for company_id in self.env["res.company"].sudo().search([]).ids
                      if try_lock_for_valuation(self.env.cr, company_id)]
-        self.env.cr.execute(COMPACT_BUCKETS_SQL, {
-            "closed_before": fields.Datetime.subtract(fields.Datetime.now(), hours=1), "chunk": chunk,
-            "company_ids": companies})
+        self.env.cr.execute(compact_buckets(
+            fields.Datetime.subtract(fields.Datetime.now(), hours=1), chunk, companies))
         merged = self.env.cr.rowcount
         self.invalidate_model()
         self.env["ir.cron"]._notify_progress(done=merged, remaining=int(merged == chunk))
@@ -600,37 +658,35 @@ REOPEN_BUCKETS_SQL = """
 # Buckets of one closed interval in the same state (same schedule, lateness and reason) are
 # merged into one: the figures add up exactly as billing adds them up. Rows another
 # transaction holds (being valued, a late reading being added) are skipped this time.
-COMPACT_BUCKETS_SQL = """
-    WITH interval_state AS (
-        SELECT device_id, metric_id, bucket_start, state, schedule_id, is_late
-          FROM iot_usage_bucket
-         WHERE bucket_stop <= %(closed_before)s AND company_id = ANY(%(company_ids)s)
-         GROUP BY device_id, metric_id, bucket_start, state, schedule_id, is_late
-        HAVING count(*) > 1
-         LIMIT %(chunk)s
-    ),
-    taken AS (
-        SELECT bucket.id
-          FROM iot_usage_bucket bucket
-          JOIN interval_state USING (device_id, metric_id, bucket_start, state, is_late)
-         WHERE bucket.schedule_id IS NOT DISTINCT FROM interval_state.schedule_id
-           FOR UPDATE OF bucket SKIP LOCKED
-    ),
-    removed AS (
-        DELETE FROM iot_usage_bucket bucket USING taken WHERE bucket.id = taken.id RETURNING bucket.*
+def compact_buckets(closed_before, chunk, company_ids):
+    """The statement merging ``chunk`` intervals' buckets (see above)."""
+    return SQL(
+        """
+        WITH interval_state AS (
+            SELECT device_id, metric_id, bucket_start, state, schedule_id, is_late
+              FROM iot_usage_bucket
+             WHERE bucket_stop <= %(closed_before)s AND company_id = ANY(%(company_ids)s)
+             GROUP BY device_id, metric_id, bucket_start, state, schedule_id, is_late
+            HAVING count(*) > 1
+             LIMIT %(chunk)s
+        ),
+        taken AS (
+            SELECT bucket.id
+              FROM iot_usage_bucket bucket
+              JOIN interval_state USING (device_id, metric_id, bucket_start, state, is_late)
+             WHERE bucket.schedule_id IS NOT DISTINCT FROM interval_state.schedule_id
+               FOR UPDATE OF bucket SKIP LOCKED
+        ),
+        removed AS (
+            DELETE FROM iot_usage_bucket bucket USING taken WHERE bucket.id = taken.id RETURNING bucket.*
+        )
+        INSERT INTO iot_usage_bucket (%(columns)s, writer, state, schedule_id, contract_item_id,
+                                      is_late, reject_reason)
+        SELECT company_id, device_id, metric_id, bucket_start, bucket_stop, %(merged)s,
+               min(writer), state, schedule_id, min(contract_item_id), is_late, min(reject_reason)
+          FROM removed
+         GROUP BY company_id, device_id, metric_id, bucket_start, bucket_stop, state, schedule_id, is_late
+        """,
+        closed_before=closed_before, company_ids=company_ids, chunk=chunk,
+        columns=BUCKET_COLUMNS, merged=BUCKETS_MERGE,
     )
-    INSERT INTO iot_usage_bucket (""" + BUCKET_COLUMNS + """, writer, state, schedule_id, contract_item_id,
-                                  is_late, reject_reason)
-    SELECT company_id, device_id, metric_id, bucket_start, bucket_stop, sum(reading_count), sum(quantity_sum),
-           min(quantity_min), max(quantity_max),
-           (array_agg(first_at ORDER BY first_at, first_seq))[1],
-           (array_agg(first_quantity ORDER BY first_at, first_seq))[1],
-           (array_agg(first_seq ORDER BY first_at, first_seq))[1],
-           (array_agg(last_at ORDER BY last_at DESC, last_seq DESC))[1],
-           (array_agg(last_quantity ORDER BY last_at DESC, last_seq DESC))[1],
-           (array_agg(last_seq ORDER BY last_at DESC, last_seq DESC))[1],
-           iot_merge_distinct_agg(distinct_values), iot_merge_counts_agg(quantity_counts),
-           min(writer), state, schedule_id, min(contract_item_id), is_late, min(reject_reason)
-      FROM removed
-     GROUP BY company_id, device_id, metric_id, bucket_start, bucket_stop, state, schedule_id, is_late
-"""

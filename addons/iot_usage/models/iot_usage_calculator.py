@@ -67,11 +67,11 @@ class IotUsageCalculator(models.Model):
     active = fields.Boolean(default=True)
     product_tmpl_id = fields.Many2one(
         "product.template", string="Plan", index=True, ondelete="cascade",
-        help="The plan whose contract items are valued by this rule.",
+        help="The plan whose contract items are valued by this usage calculator.",
     )
     contract_item_id = fields.Many2one(
         "iot.contract.item", index="btree_not_null", ondelete="cascade",
-        help="Set to override the plan's rules for one contract item.",
+        help="Set to override the plan's usage calculators for one contract item.",
     )
     company_id = fields.Many2one("res.company", default=lambda self: self.env.company)
     currency_id = fields.Many2one(related="company_id.currency_id")
@@ -357,10 +357,6 @@ class IotUsageCalculator(models.Model):
 
     def _round_amount(self, amount, currency):
         return round_to_step(amount, self._currency_step(currency))
-
-    def _billable(self, quantity, proration=1):
-        """Quantity after the included allowance, prorated for a partial period when the rule says so."""
-        return billable_quantity(self._terms(), quantity, proration)
 
     def _price(self, quantity, currency, reading_amounts=None, convert=None, proration=1):
         """Amount for a period's aggregated quantity, rounded to ``currency`` (see ``price_amount``)."""

@@ -34,13 +34,13 @@ class IotUsageValuation(models.Model):
 
     schedule_id = fields.Many2one("iot.invoicing.schedule", required=True, ondelete="cascade", index=True)
     calculator_id = fields.Many2one("iot.usage.calculator", required=True, ondelete="restrict")
-    name = fields.Char(string="Rule", help="The rule's name when it was valued.")
+    name = fields.Char(string="Usage Calculator", help="The usage calculator's name when it was valued.")
     sequence = fields.Integer()
     company_id = fields.Many2one(related="schedule_id.company_id", store=True, index=True)
     currency_id = fields.Many2one(related="schedule_id.currency_id")
     quantity = fields.Float(digits=(20, 6), help="The period's aggregated quantity.")
     billable_quantity = fields.Float(digits=(20, 6), help="Quantity after the included allowance.")
-    unit_price = fields.Float(digits="IoT Usage Price", help="The rule's unit price when it was valued.")
+    unit_price = fields.Float(digits="IoT Usage Price", help="The usage calculator's unit price when it was valued.")
     amount = fields.Monetary()
     reading_count = fields.Integer()
     move_line_id = fields.Many2one(

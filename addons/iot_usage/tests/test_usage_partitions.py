@@ -5,16 +5,20 @@ import csv
 import datetime
 import gzip
 import io
+import threading
+import time
+import uuid
 from contextlib import closing
 
 from dateutil.relativedelta import relativedelta
 from lxml import etree
 
+from odoo import SUPERUSER_ID, api
 from odoo.sql_db import db_connect
-from odoo.tests import freeze_time, tagged
+from odoo.tests import TransactionCase, freeze_time, tagged
 from odoo.tools.safe_eval import safe_eval
 
-from ..tools import partition_days, partition_name
+from ..tools import drop_partition, ensure_partitions, partition_days, partition_name
 from .common import IotUsageCommon
 
 
@@ -137,6 +141,22 @@ class TestUsagePartitions(IotUsageCommon):
         self.assertIn("oldest day of raw readings kept", aggregate["rejected"][0]["reason"])
         self.assertEqual(buckets(), aggregated, "nothing added to the buckets")
 
+    def test_a_day_exported_again_appends_to_its_export(self):
+        self.api.api_ingest([self._reading(quantity="2", timestamp="2022-04-14T09:00:00Z", message_id="e-1")])
+        self._rotate("2022-07-20")
+        april_14 = datetime.date(2022, 4, 14)
+        # A late reading whose batch began before the drop committed re-creates the day's partition.
+        ensure_partitions(self.env.cr, [april_14])
+        self.Usage.create({"device_id": self.device_1.id, "metric_id": self.metric_kwh.id, "quantity": 3,
+                           "timestamp": "2022-04-14 10:00:00", "message_id": "e-2"})
+        self._rotate("2022-07-20")
+        self.assertFalse(self._exists(april_14))
+        archive = self.Archive.search([("day", "=", "2022-04-14")])
+        self.assertEqual(archive.row_count, 2, "one export of the day, with both readings")
+        rows = list(csv.DictReader(io.StringIO(gzip.decompress(archive.attachment_id.raw).decode())))
+        self.assertEqual([(row["message_id"], row["quantity"]) for row in rows],
+                         [("e-1", "2.000000"), ("e-2", "3.000000")], "one header, then every row")
+
     def test_a_redelivery_is_a_duplicate_for_the_whole_window(self):
         entry = self._reading(quantity="2", timestamp="2022-04-14T09:00:00Z", message_id="w-1")
         self.assertEqual(self.api.api_ingest([entry])["accepted"], 1)
@@ -216,3 +236,92 @@ class TestUsagePartitions(IotUsageCommon):
         bucket_sum = sum(self.env["iot.usage.bucket"].search([("device_id", "=", self.device_1.id)])
                          .mapped("quantity_sum"))
         self.assertEqual(bucket_sum, 5.0, "each reading counted once")
+
+
+@tagged("post_install", "-at_install")
+class TestDropMeetsLateReading(TransactionCase):
+    """The export-then-drop of a day and a late reading of that day, on two real transactions
+    (committed data, removed again in the cleanup)."""
+
+    def setUp(self):
+        super().setUp()
+        self.identifier = "LATE-DROP-%s" % uuid.uuid4().hex[:8]
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            self.kept_from = env["ir.config_parameter"].get_param("iot_usage.raw_kept_from")
+            # An old day no other test uses, before any day already dropped.
+            self.day = datetime.date(2000, 2, 1)
+            while env["iot.usage"].search_count([("timestamp", ">=", self.day),
+                                                 ("timestamp", "<", self.day + datetime.timedelta(days=1))]):
+                self.day += datetime.timedelta(days=1)
+            env["ir.config_parameter"].set_param("iot_usage.raw_kept_from", False)
+            env["iot_billing.device"].api_register([{"identifier": self.identifier}])
+            self.company_id = env["iot_billing.device"].search([("identifier", "=", self.identifier)]).company_id.id
+        self.addCleanup(self._remove_committed_data)
+
+    def _remove_committed_data(self):
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            archives = env["iot.usage.archive"].search([("day", "=", self.day)])
+            attachments = archives.attachment_id
+            archives.unlink()
+            attachments.exists().unlink()  # unlinked with their record, as a rule
+            drop_partition(cr, self.day)
+            cr.execute("SELECT id FROM iot_billing_device WHERE identifier = %s", [self.identifier])
+            device_ids = [row[0] for row in cr.fetchall()]
+            for table in ("iot_usage_bucket", "iot_usage_reject", "iot_billing_device"):
+                column = "id" if table == "iot_billing_device" else "device_id"
+                cr.execute("DELETE FROM %s WHERE %s = ANY(%%s)" % (table, column), [device_ids])
+            env["ir.config_parameter"].set_param("iot_usage.raw_kept_from", self.kept_from)
+
+    def _ingest(self, env, message_id, hour):
+        return env["iot.usage"].api_ingest([{
+            "identifier": self.identifier, "metric": "kwh", "quantity": "1", "message_id": message_id,
+            "timestamp": "%sT%02d:00:00Z" % (self.day.isoformat(), hour)}])
+
+    def test_a_reading_committed_while_the_day_is_exported_is_exported_before_the_drop(self):
+        with self.registry.cursor() as cr:
+            result = self._ingest(api.Environment(cr, SUPERUSER_ID, {}), "early", 9)
+            self.assertEqual(result["accepted"], 1, result)
+        with self.registry.cursor() as late, self.registry.cursor() as rotation:
+            # The late reading's transaction is under way (its insert holds the partition)...
+            self.assertEqual(self._ingest(api.Environment(late, SUPERUSER_ID, {}), "late", 23)["accepted"], 1)
+            rotation.execute("SELECT pg_backend_pid()")
+            rotation_pid = rotation.fetchone()[0]
+            rotation.rollback()  # the rotation's transaction begins with the export
+            outcome = {}
+
+            def export_and_drop():
+                try:
+                    env = api.Environment(rotation, SUPERUSER_ID, {})
+                    archives = env["iot.usage.archive"]._archive_and_drop(self.day)
+                    outcome["rows"] = list(csv.DictReader(io.StringIO(
+                        gzip.decompress(archives.attachment_id.raw).decode())))
+                    rotation.commit()
+                except Exception as error:  # noqa: BLE001 - reported by the assertion below
+                    outcome["error"] = error
+                    rotation.rollback()
+
+            # ... when the rotation exports and drops the day: it waits for the insert...
+            worker = threading.Thread(target=export_and_drop)
+            worker.start()
+            with closing(db_connect(self.env.cr.dbname).cursor()) as watch:
+                for _poll in range(100):
+                    watch.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [rotation_pid])
+                    if watch.fetchone()[0] == "Lock":
+                        break
+                    watch.rollback()
+                    time.sleep(0.05)
+                else:
+                    self.fail("the rotation did not wait for the inserting transaction")
+            # ... which commits while the rotation waits.
+            late.commit()
+            worker.join(30)
+        self.assertNotIn("error", outcome)
+        self.assertEqual(sorted(row["message_id"] for row in outcome["rows"]), ["early", "late"],
+                         "the late reading is exported, not dropped unexported")
+        with self.registry.cursor() as cr:
+            cr.execute("SELECT to_regclass(%s)", [partition_name(self.day)])
+            self.assertIsNone(cr.fetchone()[0], "the day was dropped")
+            archive = api.Environment(cr, SUPERUSER_ID, {})["iot.usage.archive"].search([("day", "=", self.day)])
+            self.assertEqual(archive.row_count, 2)

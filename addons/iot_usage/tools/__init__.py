@@ -6,6 +6,7 @@ from .partitions import (
     create_partitioned_table,
     drop_partition,
     ensure_partitions,
+    lock_partition,
     partition_days,
     partition_name,
 )

@@ -13,17 +13,17 @@ import datetime
 from contextlib import closing
 
 import psycopg2
-from psycopg2 import sql
 
+from odoo.addons.iot_contract.tools import LockNamespace, advisory_lock
 from odoo.sql_db import db_connect
+from odoo.tools import SQL
 from odoo.tools import sql as odoo_sql
 
 PARTITIONED_TABLE = "iot_usage"
 KEY_TABLE = "iot_usage_key"
 PARTITIONED_TABLES = (PARTITIONED_TABLE, KEY_TABLE)
-# Lock keys of pg_advisory_xact_lock: a transaction creating a day's partition
-# holds the lock of that day until it ends (two creators of one day queue up).
-_LOCK_NAMESPACE = 0x10717
+# A transaction creating a day's partition holds the advisory lock (USAGE_PARTITION, the
+# day's ordinal) until it ends: two creators of one day queue up (iot_contract/tools/locks.py).
 # How long a partition created in its own transaction waits for its locks before it is
 # created in the caller's transaction instead.
 SEPARATE_LOCK_TIMEOUT = "2s"
@@ -50,32 +50,34 @@ def create_partitioned_table(cr, comment):
                 % PARTITIONED_TABLE
             )
         return False
-    cr.execute(sql.SQL(
+    cr.execute(SQL(
         """
-        CREATE TABLE {table} (
+        CREATE TABLE %(table)s (
             id bigserial NOT NULL,
             timestamp timestamp without time zone NOT NULL,
             PRIMARY KEY (id, timestamp)
         ) PARTITION BY RANGE (timestamp);
-        COMMENT ON TABLE {table} IS %s;
-        """
-    ).format(table=sql.Identifier(PARTITIONED_TABLE)), [comment])
+        COMMENT ON TABLE %(table)s IS %(comment)s;
+        """,
+        table=SQL.identifier(PARTITIONED_TABLE), comment=comment,
+    ))
     return True
 
 
 def create_key_table(cr):
     """The keys of readings stored without their row: what deduplication needs, nothing more
     (no id, no foreign key, one unique index)."""
-    cr.execute(sql.SQL(
+    cr.execute(SQL(
         """
-        CREATE TABLE IF NOT EXISTS {table} (
+        CREATE TABLE IF NOT EXISTS %s (
             device_id integer NOT NULL,
             message_id varchar NOT NULL,
             timestamp timestamp without time zone NOT NULL,
             UNIQUE (device_id, message_id, timestamp)
         ) PARTITION BY RANGE (timestamp)
-        """
-    ).format(table=sql.Identifier(KEY_TABLE)))
+        """,
+        SQL.identifier(KEY_TABLE),
+    ))
 
 
 def partition_days(cr):
@@ -137,27 +139,42 @@ def ensure_partitions(cr, days, separately=False):
 def _create(cr, tables, days):
     created = []
     for day in days:
-        cr.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, day.toordinal()])
+        advisory_lock(cr, LockNamespace.USAGE_PARTITION, day.toordinal())
         for table in tables:
             name = partition_name(day, table)
             if _exists(cr, name):  # created by the transaction we waited for
                 continue
-            cr.execute(sql.SQL(
+            cr.execute(SQL(
                 """
-                CREATE TABLE {partition} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
-                ALTER TABLE {table} ATTACH PARTITION {partition} FOR VALUES FROM (%s) TO (%s);
-                """
-            ).format(partition=sql.Identifier(name), table=sql.Identifier(table)),
-                [day, day + datetime.timedelta(days=1)])
+                CREATE TABLE %(partition)s (LIKE %(table)s INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+                ALTER TABLE %(table)s ATTACH PARTITION %(partition)s FOR VALUES FROM (%(start)s) TO (%(stop)s);
+                """,
+                partition=SQL.identifier(name), table=SQL.identifier(table),
+                start=day, stop=day + datetime.timedelta(days=1),
+            ))
             created.append(day)
     return sorted(set(created))
+
+
+def lock_partition(cr, day, timeout):
+    """Hold the day's raw partition against inserts until this transaction ends.
+
+    ``LOCK TABLE ... IN SHARE MODE`` waits (at most ``timeout``, else ``LockNotAvailable``)
+    for the transactions inserting into it to end, and makes the next ones wait for this
+    one. Called first in its transaction (``LOCK TABLE`` and ``SET`` take no snapshot):
+    the snapshot of the statements that follow then holds every reading of the day, those
+    committed while the lock was waited for included. A lock taken after a query would
+    leave out what was committed in between (README, Raw readings).
+    """
+    cr.execute(SQL("SET LOCAL lock_timeout = %s", timeout))
+    cr.execute(SQL("LOCK TABLE %s IN SHARE MODE", SQL.identifier(partition_name(day))))
+    cr.execute(SQL("SET LOCAL lock_timeout = DEFAULT"))
 
 
 def drop_partition(cr, day):
     """Drop a day's partitions (their rows go with them, at no per-row cost)."""
     for table in PARTITIONED_TABLES:
-        cr.execute(sql.SQL("DROP TABLE IF EXISTS {partition}").format(
-            partition=sql.Identifier(partition_name(day, table))))
+        cr.execute(SQL("DROP TABLE IF EXISTS %s", SQL.identifier(partition_name(day, table))))
 
 
 def _exists(cr, name):

@@ -4,7 +4,7 @@ from odoo.addons.iot_usage.models.iot_usage_calculator import UsageScope
 
 class IotUsageCalculatorTestWizard(models.TransientModel):
     _name = "iot.usage.calculator.test.wizard"
-    _description = "Test a Usage Data Calculator"
+    _description = "Test a Usage Calculator"
 
     calculator_id = fields.Many2one("iot.usage.calculator", required=True)
     device_id = fields.Many2one("iot_billing.device", required=True)
