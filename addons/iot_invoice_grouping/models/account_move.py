@@ -21,6 +21,7 @@ from ..tools import (
     iter_detail_page,
     iter_detail_rows,
     money_format,
+    read_and_remove,
     temporary_path,
 )
 
@@ -101,11 +102,7 @@ class AccountMove(models.Model):
     def _iot_detail_file(self, file_format):
         """(filename, mimetype, bytes) of the invoice's per-device detail."""
         filename, mimetype, path = self._iot_detail_to_path(file_format)
-        try:
-            with open(path, "rb") as handle:
-                return filename, mimetype, handle.read()
-        finally:
-            os.unlink(path)
+        return filename, mimetype, read_and_remove(path)
 
     def _iot_detail_to_path(self, file_format):
         """(filename, mimetype, path of a temporary file) of the invoice's per-device detail.

@@ -9,6 +9,7 @@ from .detail_export import (
     DetailExport,
     gzip_member,
     money_format,
+    read_and_remove,
     temporary_path,
 )
 from .invoice_detail import (

@@ -66,6 +66,15 @@ def temporary_path(suffix):
     return path
 
 
+def read_and_remove(path):
+    """The bytes of the temporary file ``path``, which is removed."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    finally:
+        os.unlink(path)
+
+
 def gzip_member(write, *args):
     """One gzip member of the UTF-8 text ``write(stream, *args)`` writes; returns (bytes, result).
 

@@ -11,7 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from odoo import Command, api, fields, models
 from odoo.addons.iot_contract.tools import LockNamespace, try_advisory_lock
 from odoo.addons.iot_device.tools import ApiInputError
-from odoo.addons.iot_invoice_grouping.tools import FORMATS, money_format, temporary_path
+from odoo.addons.iot_invoice_grouping.tools import FORMATS, money_format, read_and_remove, temporary_path
 from odoo.exceptions import UserError
 from odoo.tools import SQL
 
@@ -431,11 +431,7 @@ class IotRevenueShareSettlement(models.Model):
     def _iot_detail_file(self, file_format):
         """(filename, mimetype, bytes) of the per-device detail; the settlement must be readable."""
         filename, mimetype, path = self._iot_detail_to_path(file_format)
-        try:
-            with open(path, "rb") as handle:
-                return filename, mimetype, handle.read()
-        finally:
-            os.unlink(path)
+        return filename, mimetype, read_and_remove(path)
 
     def _iot_detail_to_path(self, file_format):
         """(filename, mimetype, path of a temporary file) of the per-device detail.
