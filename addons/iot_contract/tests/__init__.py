@@ -12,3 +12,4 @@ from . import test_end_of_term
 from . import test_termination_credit
 from . import test_plan_change
 from . import test_billing_runs
+from . import test_billing_claims
