@@ -290,10 +290,12 @@ class TestDropMeetsLateReading(TransactionCase):
             rotation_pid = rotation.fetchone()[0]
             rotation.rollback()  # the rotation's transaction begins with the export
             outcome = {}
+            # Made here: under odoo-bin the tests run while the registry is loading, and
+            # another thread asking for the registry would wait for the load to end.
+            env = api.Environment(rotation, SUPERUSER_ID, {})
 
             def export_and_drop():
                 try:
-                    env = api.Environment(rotation, SUPERUSER_ID, {})
                     archives = env["iot.usage.archive"]._archive_and_drop(self.day)
                     outcome["rows"] = list(csv.DictReader(io.StringIO(
                         gzip.decompress(archives.attachment_id.raw).decode())))
