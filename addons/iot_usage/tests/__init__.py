@@ -8,3 +8,4 @@ from . import test_bad_input_unstorable
 from . import test_rule_wizard_matches_billing
 from . import test_usage_freed_periods
 from . import test_usage_plan_change
+from . import test_usage_buckets
