@@ -28,3 +28,24 @@ class _TestFrameworkImportNoise(logging.Filter):
 
 
 logging.getLogger("odoo.tests.common").addFilter(_TestFrameworkImportNoise())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Mark the Odoo test being run, as odoo-bin does (``odoo.tests.suite``) and pytest-odoo does
+    only from Odoo 19 on: code that must not commit in a test checks it (``can_commit``)."""
+    instance = getattr(item, "instance", None)
+    try:
+        from odoo.modules import module as odoo_module
+        from odoo.tests.common import BaseCase
+    except ImportError:  # the top-level tests run without Odoo
+        yield
+        return
+    if not isinstance(instance, BaseCase):
+        yield
+        return
+    previous, odoo_module.current_test = odoo_module.current_test, instance
+    try:
+        yield
+    finally:
+        odoo_module.current_test = previous

@@ -1,34 +1,44 @@
-"""Every module test runs under both runners: ``bin/test`` (pytest collects ``addons/*/tests/test_*.py``)
-and ``odoo-bin --test-enable`` (Odoo runs what each ``tests/__init__.py`` imports, what integrators
-and OCA CI run). A test file missing from its ``__init__.py`` would silently not run under Odoo."""
+"""pytest and odoo-bin run the same module tests.
+
+pytest collects every ``addons/*/tests/test_*.py`` (``python_files`` in pytest.ini); odoo-bin
+``--test-enable`` (what integrators and OCA CI run) runs only the modules that
+``tests/__init__.py`` imports. A test file missing from ``__init__.py`` passes here and is
+skipped there: this check fails loudly instead.
+"""
 
 import ast
-import pathlib
+import configparser
+from pathlib import Path
 
-ADDONS = pathlib.Path(__file__).resolve().parent.parent / "addons"
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_FOLDERS = sorted(ROOT.glob("addons/*/tests"))
 
 
-def _imported(init):
+def _imported_modules(init_file):
+    """Modules imported by ``from . import a, b`` lines of a package's ``__init__.py``."""
     names = set()
-    for node in ast.parse(init.read_text()).body:
+    for node in ast.parse(init_file.read_text()).body:
         if isinstance(node, ast.ImportFrom) and node.level == 1 and not node.module:
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 1:
-            names.add(node.module.split(".")[0])
     return names
 
 
-def test_every_test_file_is_imported_by_its_tests_package():
-    folders = sorted(ADDONS.glob("*/tests"))
-    assert len(folders) >= 6, "the modules' test folders are found"
-    for folder in folders:
-        files = {path.stem for path in folder.glob("test_*.py")}
-        imported = {name for name in _imported(folder / "__init__.py") if name.startswith("test_")}
-        assert files, "%s has test files" % folder
-        assert files - imported == set(), "%s: not imported, skipped by odoo-bin --test-enable" % folder
-        assert imported - files == set(), "%s: imports test modules that do not exist" % folder
+def test_pytest_collects_exactly_the_test_files_odoo_imports():
+    pytest_ini = configparser.ConfigParser()
+    pytest_ini.read(ROOT / "pytest.ini")
+    assert pytest_ini["pytest"]["python_files"].split() == ["test_*.py"]
 
 
-def test_the_check_reads_imports_as_odoo_does(tmp_path):
-    (tmp_path / "__init__.py").write_text("from . import test_a\nfrom . import test_b, common\n")
-    assert _imported(tmp_path / "__init__.py") == {"test_a", "test_b", "common"}
+def test_every_module_has_test_folders():
+    assert len(TEST_FOLDERS) == len(list(ROOT.glob("addons/*/__manifest__.py"))) == 6
+
+
+@pytest.mark.parametrize("folder", TEST_FOLDERS, ids=[folder.parent.name for folder in TEST_FOLDERS])
+def test_init_imports_every_test_file(folder):
+    files = {path.stem for path in folder.glob("test_*.py")}
+    imported = {name for name in _imported_modules(folder / "__init__.py") if name.startswith("test_")}
+    assert files, "no test file in %s" % folder
+    assert files - imported == set(), "%s/__init__.py does not import them: odoo-bin skips them" % folder
+    assert imported - files == set(), "%s/__init__.py imports test modules that do not exist" % folder

@@ -149,6 +149,7 @@ class TestBillingRuns(IotContractCommon):
         self.assertEqual(prefork_limit_start(now - 500, now), now - CRON_WORKER_SLEEP)
         self.assertEqual(prefork_limit_start(None, now), now - CRON_WORKER_SLEEP)
         thread = threading.current_thread()
+        self.env.cr._iot_cron_series = None  # a series of its own, whatever ran before on this cursor
         limits = {"limit_time_real": 120, "limit_time_real_cron": -1}
         with patch.dict(config.options, limits):
             thread.iot_limit_start = now - 100  # the jobs before this one used 100 s of the 120
@@ -169,4 +170,4 @@ class TestBillingRuns(IotContractCommon):
                 self.assertFalse(CronBudget(self.env.cr).allows(0), "the series' longest chunk is remembered")
             finally:
                 thread.iot_limit_start = None
-                self.env.cr._iot_cron_longest = 0.0
+                self.env.cr._iot_cron_series = None  # the series of this test's calls ends

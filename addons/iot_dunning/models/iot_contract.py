@@ -1,7 +1,10 @@
 import logging
 from datetime import timedelta
 
+import psycopg2
+
 from odoo import Command, api, fields, models
+from odoo.addons.iot_contract.tools import CommittedSteps, Outcome, is_concurrency_error
 from odoo.tools import float_compare, float_is_zero, format_amount
 
 _logger = logging.getLogger(__name__)
@@ -342,10 +345,9 @@ class IotContract(models.Model):
         ]
 
     @api.model
-    def _cron_iot_dunning(self):
-        """Daily: evaluate, in committed chunks, every contract with an overdue IoT
-        invoice or at a dunning level, once a day (a re-run changes nothing)."""
-        today = fields.Date.context_today(self)
+    def _iot_dunning_due_contracts(self, today):
+        """Contracts the cron still has to evaluate on ``today``: with an overdue IoT invoice
+        or at a dunning level, not evaluated yet today (a re-run changes nothing)."""
         overdue = (
             self.env["iot.invoicing.schedule"]
             .sudo()
@@ -359,7 +361,7 @@ class IotContract(models.Model):
                 ["contract_id"],
             )
         )
-        candidates = self.sudo().search(
+        return self.sudo().search(
             [
                 "|",
                 ("id", "in", [contract.id for (contract,) in overdue]),
@@ -370,14 +372,41 @@ class IotContract(models.Model):
             ],
             order="id",
         )
-        chunk = candidates[:CONTRACTS_PER_CHUNK]
-        for contract in chunk:
-            try:
-                with self.env.cr.savepoint():
-                    contract.with_company(contract.company_id)._iot_dunning_evaluate(today)
-            except Exception:  # noqa: BLE001 - one failing contract must not stop the others
-                _logger.exception("Dunning of contract %s failed", contract.id)
-                self.env.invalidate_all()
-                contract.iot_dunning_evaluated_on = today  # retried tomorrow, not in a loop
-        # The cron framework commits after each call and calls again while work remains.
-        self.env["ir.cron"]._notify_progress(done=len(chunk), remaining=len(candidates) - len(chunk))
+
+    @api.model
+    def _cron_iot_dunning(self):
+        """Daily: evaluate every due contract (``_iot_dunning_due_contracts``), one chunk of
+        ``CONTRACTS_PER_CHUNK`` contracts per call, committed by ``CommittedSteps``; Odoo calls
+        again at once while contracts are left (progress API).
+
+        A contract whose evaluation fails is recorded as evaluated today: looked at again
+        tomorrow, not in a loop. A concurrency error (a payment or a device update committed
+        meanwhile: serialization failure, lock not available, deadlock) is no failure of the
+        contract: the chunk is rolled back and evaluated again on a fresh snapshot, its
+        contracts still due.
+        """
+        today = fields.Date.context_today(self)
+        steps = CommittedSteps(self.env, crons=self.env.ref("iot_dunning.iot_dunning_cron", raise_if_not_found=False))
+
+        def evaluate_chunk():
+            if steps.done:
+                return Outcome.FINISHED  # one chunk per call: Odoo calls again for the rest
+            chunk = self._iot_dunning_due_contracts(today)[:CONTRACTS_PER_CHUNK]
+            if not chunk:
+                return Outcome.FINISHED
+            for contract in chunk:
+                try:
+                    with self.env.cr.savepoint():
+                        contract.with_company(contract.company_id)._iot_dunning_evaluate(today)
+                except Exception as error:  # noqa: BLE001 - one failing contract must not stop the others
+                    if is_concurrency_error(error) or isinstance(error, psycopg2.OperationalError):
+                        # Not the contract's fault: the driver rolls the chunk back and retries it
+                        # (a snapshot older than the concurrent commit would fail again).
+                        raise
+                    _logger.exception("Dunning of contract %s failed", contract.id)
+                    self.env.invalidate_all()
+                    contract.iot_dunning_evaluated_on = today  # retried tomorrow, not in a loop
+            return Outcome.DONE
+
+        steps.run(evaluate_chunk)
+        steps.report(len(self._iot_dunning_due_contracts(today)))
