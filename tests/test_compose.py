@@ -7,7 +7,10 @@ import re
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODULES = {"iot_device", "iot_contract", "iot_usage", "iot_invoice_grouping", "iot_dunning", "iot_revenue_share"}
+MODULES = {
+    "iot_device", "iot_contract", "iot_usage", "iot_invoice_grouping", "iot_dunning", "iot_revenue_share",
+    "iot_invoice_threshold",
+}
 
 
 def _compose():

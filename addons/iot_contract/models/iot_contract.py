@@ -3,7 +3,7 @@ from odoo.addons.base.models.res_partner import _tz_get
 from odoo.exceptions import UserError
 from odoo.tools.misc import format_date
 
-from ..tools import BILLING_PERIODS
+from ..tools import BILL_CYCLES, BILLING_PERIODS
 
 
 class IotContract(models.Model):
@@ -68,6 +68,15 @@ class IotContract(models.Model):
         required=True,
         default="monthly",
         help="Default billing period of items whose product is not an IoT plan.",
+    )
+    bill_cycle = fields.Selection(
+        [("plan", "As the Plan Says"), *BILL_CYCLES],
+        string="Bill Cycle",
+        required=True,
+        default="plan",
+        help="Cycle of the items put on the contract from now on: the plan's, or this one for every "
+        "plan. Calendar: calendar months; anniversary: periods start on the item's start day. "
+        "Items keep the cycle they were created with.",
     )
     fixed_fee_timing = fields.Selection(
         [("advance", "In advance"), ("arrears", "In arrears")],
@@ -309,13 +318,14 @@ class IotContract(models.Model):
         and billing period; iot_invoice_grouping adds what its policies group by."""
         self.ensure_one()
         schedules.fetch(["date_from", "date_to", "device_id", "contract_item_id"])
-        schedules.contract_item_id.fetch(["billing_period"])
+        schedules.contract_item_id.fetch(["billing_period", "cycle_anchor"])
         return {
             schedule.id: {
                 "date_from": schedule.date_from,
                 "date_to": schedule.date_to,
                 "device_id": schedule.device_id.id,
                 "billing_period": schedule.contract_item_id.billing_period,
+                "cycle_anchor": schedule.contract_item_id.cycle_anchor or None,
             }
             for schedule in schedules
         }
@@ -326,6 +336,16 @@ class IotContract(models.Model):
         such lines bill no schedule part. Base: none."""
         self.ensure_one()
         return []
+
+    def _iot_invoice_periods(self, schedules, parts_by_schedule, run):
+        """Hook: the invoices to make of these due, locked ``schedules`` of the contract, as
+        ``[(invoice date, [schedules of one period, ...])]``; each period's lines are prepared
+        on their own (``_iot_prepare_invoice_lines``), so that it keeps its own labels.
+        ``parts_by_schedule``: ``{schedule id: [parts]}``. Schedules left out stay planned for a
+        later run (iot_invoice_threshold holds periods below the contract's invoicing level).
+        Base: one invoice per invoice date."""
+        self.ensure_one()
+        return [(invoice_date, [period]) for invoice_date, period in schedules.grouped("invoice_date").items()]
 
     def _iot_period_label(self, date_from, date_to, period_start, period_end):
         """'April 2022' for a full month, the dates otherwise."""
@@ -367,15 +387,19 @@ class IotContract(models.Model):
             parts_by_schedule.setdefault(part["schedule_id"], []).append(part)
         plans, periods = [], []
         for contract, contract_schedules in schedules.grouped("contract_id").items():
-            for invoice_date, period_schedules in contract_schedules.grouped("invoice_date").items():
-                parts = [part for sid in period_schedules.ids for part in parts_by_schedule.get(sid, [])]
-                lines = contract._iot_prepare_invoice_lines(parts) if parts else []
+            invoice_plans = contract._iot_invoice_periods(contract_schedules, parts_by_schedule, run)
+            for invoice_date, invoice_periods in invoice_plans:
+                lines = []
+                for period_schedules in invoice_periods:
+                    parts = [part for sid in period_schedules.ids for part in parts_by_schedule.get(sid, [])]
+                    lines += contract._iot_prepare_invoice_lines(parts) if parts else []
+                invoice_schedules = self.env["iot.invoicing.schedule"].concat(*invoice_periods)
                 if not lines:
                     # Nothing to bill for the period (no fee, no usage): close it without invoice.
-                    period_schedules.write({"state": "invoiced"})
+                    invoice_schedules.write({"state": "invoiced"})
                     continue
                 plans.append((contract, invoice_date, lines))
-                periods.append(period_schedules)
+                periods.append(invoice_schedules)
         invoices = to_post = self.env["account.move"]
         line_parts = []
         created = self.env["iot.billing.engine"]._create_invoices(run, plans)

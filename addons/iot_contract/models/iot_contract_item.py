@@ -5,10 +5,14 @@ from odoo import Command, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL
 
-from ..tools import BILLING_PERIODS, item_date_end, overlap_days, period_bounds, prorate, split_periods
+from ..tools import BILL_CYCLES, BILLING_PERIODS, item_date_end, overlap_days, period_bounds, prorate, split_periods
 
 # Writing one of these fields re-plans the item's schedules (never the invoiced ones).
-SCHEDULE_FIELDS = {"date_start", "date_end", "duration_months", "price_unit", "billing_period"}
+SCHEDULE_FIELDS = {
+    "date_start", "date_end", "duration_months", "price_unit", "billing_period", "bill_cycle", "cycle_anchor",
+}
+# Once a period is invoiced, these fields would move periods already billed: refused.
+CYCLE_FIELDS = {"billing_period", "bill_cycle", "cycle_anchor"}
 # From this many items, the company consistency check is one query (see _check_company).
 BULK_COMPANY_CHECK = 100
 BULK_CHECKED_FIELDS = {"contract_id", "device_id", "product_id"}
@@ -79,6 +83,24 @@ class IotContractItem(models.Model):
         readonly=False,
         precompute=True,
         required=True,
+    )
+    bill_cycle = fields.Selection(
+        BILL_CYCLES,
+        string="Bill Cycle",
+        compute="_compute_bill_cycle",
+        store=True,
+        readonly=False,
+        precompute=True,
+        required=True,
+    )
+    cycle_anchor = fields.Date(
+        compute="_compute_cycle_anchor",
+        store=True,
+        readonly=False,
+        precompute=True,
+        help="Anniversary cycle: the day its periods count from (the item's start; kept by a plan "
+        "change). A period starts on this day of the month, or on the month's last day when the "
+        "month is shorter. Empty on the calendar cycle.",
     )
     state = fields.Selection(
         [("running", "Running"), ("suspended", "Suspended"), ("terminated", "Terminated")],
@@ -175,6 +197,19 @@ class IotContractItem(models.Model):
             else:
                 item.billing_period = item.contract_id.billing_period or "monthly"
 
+    @api.depends("product_id")
+    def _compute_bill_cycle(self):
+        for item in self:
+            cycle = item.contract_id.bill_cycle
+            if not cycle or cycle == "plan":
+                cycle = item.product_id.iot_bill_cycle if item.product_id.iot_is_plan else "calendar"
+            item.bill_cycle = cycle or "calendar"
+
+    @api.depends("bill_cycle", "date_start")
+    def _compute_cycle_anchor(self):
+        for item in self:
+            item.cycle_anchor = item.date_start if item.bill_cycle == "anniversary" else False
+
     def _compute_schedule_count(self):
         counts = dict(
             self.env["iot.invoicing.schedule"]._read_group(
@@ -241,10 +276,35 @@ class IotContractItem(models.Model):
         return items
 
     def write(self, vals):
+        if CYCLE_FIELDS & vals.keys():
+            self._check_cycle_change(vals)
         result = super().write(vals)
         if SCHEDULE_FIELDS & vals.keys():
             self._sync_schedules()
         return result
+
+    def _check_cycle_change(self, vals):
+        """Refuse to move the periods of items already invoiced: new periods would overlap the
+        invoiced ones and leave days unbilled."""
+
+        def differs(item):
+            return any(
+                (item[name] or False) != (fields.Date.to_date(vals[name]) if name == "cycle_anchor" else vals[name])
+                for name in CYCLE_FIELDS & vals.keys()
+            )
+
+        changed = self.filtered(differs)
+        invoiced = self.env["iot.invoicing.schedule"].search(
+            [("contract_item_id", "in", changed.ids), ("state", "in", ("invoiced", "billing"))], limit=1
+        )
+        if invoiced:
+            raise UserError(
+                self.env._(
+                    "%(item)s has invoiced periods: its billing period and bill cycle can no longer "
+                    "change (change its plan from a date instead).",
+                    item=invoiced.contract_item_id.display_name,
+                )
+            )
 
     @api.ondelete(at_uninstall=False)
     def _unlink_except_invoiced(self):
@@ -337,7 +397,10 @@ class IotContractItem(models.Model):
             lines = []
             for schedule, amount, date_from in invoice_credits:
                 billed = schedule.fixed_line_id
-                period_start, period_end = period_bounds(schedule.date_from, schedule.contract_item_id.billing_period)
+                item = schedule.contract_item_id
+                period_start, period_end = period_bounds(
+                    schedule.date_from, item.billing_period, item.cycle_anchor or None
+                )
                 label = contract._iot_period_label(date_from, schedule.date_to, period_start, period_end)
                 vals = {
                     "display_type": "product",
@@ -399,6 +462,18 @@ class IotContractItem(models.Model):
             return self.env._("the change date %(date)s is after the end of term %(end)s", date=date, end=self.date_end)
         return None
 
+    def _iot_cycle_after_change(self, plan):
+        """The bill cycle of the item replacing this one on ``plan``: an anniversary cycle goes
+        on from the same anchor (the customer's bill day does not move); otherwise the new
+        item takes its own cycle (an anniversary one then counts from the change date)."""
+        self.ensure_one()
+        cycle = self.contract_id.bill_cycle
+        if cycle == "plan":
+            cycle = plan.iot_bill_cycle if plan.iot_is_plan else "calendar"
+        if cycle == "anniversary" and self.bill_cycle == "anniversary":
+            return {"bill_cycle": cycle, "cycle_anchor": self.cycle_anchor}
+        return {"bill_cycle": cycle}
+
     def _iot_change_plan(self, plan, date):
         """Move these items to ``plan`` from ``date``; returns the new items, in order.
 
@@ -418,6 +493,7 @@ class IotContractItem(models.Model):
                 "date_start": date,
                 "duration_months": item.duration_months,
                 "date_end": item.date_end,
+                **item._iot_cycle_after_change(plan),
             }
             for item in self
         ]
@@ -522,6 +598,7 @@ class IotContractItem(models.Model):
             self.date_start,
             self.date_end,
             self.billing_period,
+            self.cycle_anchor,
             in_advance,
             self.price_unit,
             self.currency_id,
@@ -531,7 +608,7 @@ class IotContractItem(models.Model):
             return periods_cache[key]
         periods = []
         for date_from, date_to, period_start, period_end in split_periods(
-            self.date_start, self.date_end, self.billing_period
+            self.date_start, self.date_end, self.billing_period, self.cycle_anchor or None
         ):
             fee = {
                 "date_from": date_from,

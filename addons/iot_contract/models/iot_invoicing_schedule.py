@@ -184,11 +184,12 @@ class IotInvoicingSchedule(models.Model):
         self.flush_model(
             ["contract_item_id", "contract_id", "product_id", "currency_id", "date_from", "date_to", "fixed_amount"]
         )
-        self.env["iot.contract.item"].flush_model(["name", "billing_period"])
+        self.env["iot.contract.item"].flush_model(["name", "billing_period", "cycle_anchor"])
         self.env.cr.execute(
             """
             SELECT schedule.id, schedule.product_id, schedule.currency_id, schedule.fixed_amount,
-                   schedule.contract_id, schedule.date_from, schedule.date_to, item.name, item.billing_period
+                   schedule.contract_id, schedule.date_from, schedule.date_to, item.name, item.billing_period,
+                   item.cycle_anchor
               FROM iot_invoicing_schedule schedule
               JOIN iot_contract_item item ON item.id = schedule.contract_item_id
              WHERE schedule.id = ANY(%s)
@@ -199,19 +200,18 @@ class IotInvoicingSchedule(models.Model):
         currencies, product_names, period_labels = {}, {}, {}
         parts = []
         for schedule_id in self.ids:
-            product_id, currency_id, fixed_amount, contract_id, date_from, date_to, item_name, billing_period = rows[
-                schedule_id
-            ]
+            (product_id, currency_id, fixed_amount, contract_id, date_from, date_to, item_name, billing_period,
+             anchor) = rows[schedule_id]
             if currency_id not in currencies:
                 currencies[currency_id] = self.env["res.currency"].browse(currency_id)
             if currencies[currency_id].is_zero(fixed_amount):
                 continue
             if product_id not in product_names:
                 product_names[product_id] = self.env["product.product"].browse(product_id).name
-            period_key = (contract_id, date_from, date_to, billing_period)
+            period_key = (contract_id, date_from, date_to, billing_period, anchor)
             if period_key not in period_labels:
                 # thousands of schedules share a few periods: each label is formatted once (Babel is slow)
-                period_start, period_end = period_bounds(date_from, billing_period)
+                period_start, period_end = period_bounds(date_from, billing_period, anchor)
                 period_labels[period_key] = self.env["iot.contract"].browse(contract_id)._iot_period_label(
                     date_from, date_to, period_start, period_end
                 )

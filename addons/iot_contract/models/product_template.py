@@ -1,6 +1,6 @@
 from odoo import fields, models
 
-from ..tools import BILLING_PERIODS
+from ..tools import BILL_CYCLES, BILLING_PERIODS
 
 
 class ProductTemplate(models.Model):
@@ -18,6 +18,15 @@ class ProductTemplate(models.Model):
         string="Billing Period",
         default="monthly",
         required=True,
+    )
+    iot_bill_cycle = fields.Selection(
+        BILL_CYCLES,
+        string="Bill Cycle",
+        default="calendar",
+        required=True,
+        help="Calendar: periods are calendar months (quarters, years). Anniversary: periods start on "
+        "the day the device was activated (activated on the 17th: billed 17th to 16th), so that "
+        "customers' invoices spread over the days of the month.",
     )
     iot_suspended_fees = fields.Selection(
         [("continue", "Continue"), ("pause", "Pause")],

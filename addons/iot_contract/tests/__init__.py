@@ -13,3 +13,4 @@ from . import test_termination_credit
 from . import test_plan_change
 from . import test_billing_runs
 from . import test_billing_claims
+from . import test_bill_cycles

@@ -1,4 +1,5 @@
 from .periods import (
+    BILL_CYCLES,
     BILLING_PERIODS,
     PERIOD_MONTHS,
     SCHEDULE_PARTS,

@@ -39,6 +39,7 @@ class ScheduleInfo(TypedDict, total=False):
     date_to: datetime.date
     device_id: int  # 0 for a plain subscription
     billing_period: str
+    cycle_anchor: datetime.date | None  # anniversary cycle's anchor; None on the calendar cycle
 
 
 class LineSummary(TypedDict):

@@ -185,6 +185,7 @@ class IotContract(models.Model):
     def _iot_group_period_label(self, summary):
         if summary["period"]:
             period_from, period_to = summary["period"]
-            start, end = period_bounds(period_from, summary["info"]["billing_period"])
+            info = summary["info"]
+            start, end = period_bounds(period_from, info["billing_period"], info.get("cycle_anchor"))
             return self._iot_period_label(period_from, period_to, start, end)
         return "%s - %s" % (format_date(self.env, summary["date_from"]), format_date(self.env, summary["date_to"]))

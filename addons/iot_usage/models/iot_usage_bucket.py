@@ -432,7 +432,7 @@ class IotUsageBucket(models.Model):
         ended = self.env.execute_query(SQL(
             """
             SELECT item.id, item.device_id, item.date_start, item.date_end, item.billing_period,
-                   coalesce(contract.tz, 'UTC')
+                   coalesce(contract.tz, 'UTC'), item.cycle_anchor
               FROM iot_contract_item item
               JOIN iot_contract contract ON contract.id = item.contract_id
              WHERE item.company_id = %s AND item.device_id IS NOT NULL AND contract.state != 'draft'
@@ -454,21 +454,22 @@ class IotUsageBucket(models.Model):
             return {}
         rows = self.env.execute_query(SQL(
             """
-            SELECT DISTINCT item.id, item.date_start, item.date_end, item.billing_period,
+            SELECT DISTINCT item.id, item.date_start, item.date_end, item.billing_period, item.cycle_anchor,
                    (bucket.bucket_start AT TIME ZONE 'UTC' AT TIME ZONE item.tz)::date
-              FROM unnest(%s::int[], %s::int[], %s::date[], %s::date[], %s::varchar[], %s::varchar[])
-                   AS item(id, device_id, date_start, date_end, billing_period, tz)
+              FROM unnest(%s::int[], %s::int[], %s::date[], %s::date[], %s::varchar[], %s::varchar[],
+                          %s::date[])
+                   AS item(id, device_id, date_start, date_end, billing_period, tz, cycle_anchor)
               JOIN iot_usage_bucket bucket ON bucket.device_id = item.device_id
                AND bucket.state = 'to_value' AND bucket.bucket_start < %s
                AND bucket.bucket_start >= local_midnight(item.date_start, item.tz)
                AND bucket.bucket_start < local_midnight(item.date_end + 1, item.tz)
             """,
-            *([row[column] for row in closed] for column in range(6)),
+            *([row[column] for row in closed] for column in range(7)),
             before,
         ))
         periods = {}
-        for item_id, date_start, date_end, billing_period, day in rows:
-            for date_from, date_to, _start, _end in split_periods(date_start, date_end, billing_period):
+        for item_id, date_start, date_end, billing_period, anchor, day in rows:
+            for date_from, date_to, _start, _end in split_periods(date_start, date_end, billing_period, anchor):
                 if date_from <= day <= date_to:
                     periods[item_id, date_from] = date_to
                     break

@@ -61,14 +61,14 @@ class IotUsageValuation(models.Model):
         # What the scopes need of each schedule, in one query: a fleet's run values one
         # schedule per device, and per-record ORM reads would cost more than the valuation.
         schedules.flush_model()
-        self.env["iot.contract.item"].flush_model(["billing_period"])
+        self.env["iot.contract.item"].flush_model(["billing_period", "cycle_anchor"])
         self.env["iot.contract"].flush_model(["fiscal_position_id", "tz"])
         facts = self.env.execute_query(SQL(
             """
             SELECT schedule.id, schedule.contract_item_id, product.product_tmpl_id, schedule.product_id,
                    schedule.company_id, contract.fiscal_position_id, schedule.currency_id, schedule.invoice_date,
-                   schedule.device_id, schedule.date_from, schedule.date_to, item.billing_period, contract.tz,
-                   schedule.part
+                   schedule.device_id, schedule.date_from, schedule.date_to, item.billing_period, item.cycle_anchor,
+                   contract.tz, schedule.part
               FROM iot_invoicing_schedule schedule
               JOIN iot_contract_item item ON item.id = schedule.contract_item_id
               JOIN iot_contract contract ON contract.id = schedule.contract_id
@@ -84,11 +84,11 @@ class IotUsageValuation(models.Model):
         scopes = []
         for (
             schedule_id, item_id, template_id, plan_id, company_id, fiscal_position_id, currency_id, invoice_date,
-            device_id, date_from, date_to, billing_period, tz, part,
+            device_id, date_from, date_to, billing_period, anchor, tz, part,
         ) in facts:
             if currency_id not in currencies:
                 currencies[currency_id] = self.env["res.currency"].browse(currency_id)
-            period = (date_from, date_to, billing_period)
+            period = (date_from, date_to, billing_period, anchor)
             if period not in shares:
                 shares[period] = period_share(*period)
             rules = calculators.get(item_id) or calculators.get(("plan", template_id), no_rules)

@@ -10,3 +10,4 @@ from . import test_usage_freed_periods
 from . import test_usage_plan_change
 from . import test_usage_valuation_cron
 from . import test_usage_buckets
+from . import test_usage_bill_cycles
