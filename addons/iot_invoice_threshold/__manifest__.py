@@ -14,5 +14,6 @@
         "views/product_template_views.xml",
         "views/res_company_views.xml",
     ],
+    "demo": ["demo/iot_invoice_threshold_demo.xml"],
     "installable": True,
 }
