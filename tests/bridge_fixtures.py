@@ -281,6 +281,68 @@ def odoo_server_fixture(server_db, broker, bridge_workdir):
         server.stop()
 
 
+def chunk_crons(db):
+    """Ids of the billing run's chunk crons."""
+    return [row[0] for row in sql(db, """
+        SELECT res_id FROM ir_model_data
+         WHERE module = 'iot_contract' AND name IN ('iot_billing_run_chunk_cron', 'iot_billing_run_chunk_cron_2')""")]
+
+
+def wake_crons(db):
+    sql("postgres", "SELECT pg_notify(%s, %s)", ("cron_trigger", db))  # the channel Odoo listens on
+
+
+def run_status(server, run_id, context):
+    return server.rpc("iot.billing.run", "api_status", run_id, context=context)
+
+
+def wait_run_finished(server, db, run_id, context, message, timeout=180):
+    """The run's status once it is no longer running, waking the cron workers every second
+    (else they look at their next poll, up to a minute later)."""
+
+    def finished():
+        wake_crons(db)
+        status = run_status(server, run_id, context)
+        return status if status["state"] != "running" else None
+
+    return wait_until(finished, timeout, interval=1, message=message)
+
+
+def company_with_plan(rpc, label):
+    """A company of its own (chart of accounts, admin in it), a customer and a plan at 10.0 without tax."""
+    tag = uuid.uuid4().hex[:8]
+    company = rpc("res.company", "create", {"name": "%s %s" % (label, tag)})
+    admin = rpc("res.users", "search", [("login", "=", "admin")])
+    rpc("res.users", "write", admin, {"company_ids": [(4, company)]})
+    rpc("account.chart.template", "try_loading", [], "generic_coa", company, False)
+    context = {"allowed_company_ids": [company]}
+    partner = rpc("res.partner", "create", {"name": "%s customer %s" % (label, tag)}, context=context)
+    plan = rpc("product.product", "create", {"name": label + " plan", "default_code": "%s-%s" % (label.upper(), tag),
+                                             "type": "service", "list_price": 10.0, "iot_is_plan": True,
+                                             "company_id": company, "taxes_id": [(6, 0, [])]}, context=context)
+    return tag, company, context, partner, plan
+
+
+@pytest.fixture(name="only_billing_crons")
+def only_billing_crons_fixture(request, server_db):
+    """Pause every other active cron and make chunks small (the test module's
+    ``CHUNK_CONTRACTS`` contracts, else one); undo both afterwards."""
+    contracts_per_chunk = getattr(request.module, "CHUNK_CONTRACTS", 1)
+    billing_crons = chunk_crons(server_db)
+    paused = [row[0] for row in sql(server_db, "SELECT id FROM ir_cron WHERE active AND id != ALL(%s)",
+                                    (billing_crons,))]
+    sql(server_db, "UPDATE ir_cron SET active = false WHERE id = ANY(%s)", (paused,))
+    sql(server_db, """
+        INSERT INTO ir_config_parameter (key, value, create_uid, write_uid, create_date, write_date)
+        VALUES ('iot_contract.billing_chunk_contracts', %s, 1, 1, now(), now())
+        ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value""", (str(contracts_per_chunk),))
+    try:
+        yield
+    finally:
+        sql(server_db, "DELETE FROM ir_config_parameter WHERE key = 'iot_contract.billing_chunk_contracts'")
+        sql(server_db, "UPDATE ir_cron SET active = true WHERE id = ANY(%s)", (paused,))
+
+
 @pytest.fixture(name="run_bridge")
 def run_bridge_fixture(bridge_workdir, broker, odoo_server):
     """Factory: start a bridge process; all are stopped at the end of the test."""

@@ -4,6 +4,7 @@ from bridge_fixtures import (  # noqa: F401 - importing registers the fixtures f
     bridge_workdir_fixture,
     broker_fixture,
     odoo_server_fixture,
+    only_billing_crons_fixture,
     run_bridge_fixture,
     server_db_fixture,
 )

@@ -7,11 +7,19 @@ every other cron of the database is paused, so that nothing but billing runs the
 """
 
 import time
-import uuid
 
 import psycopg2
 import pytest
-from bridge_fixtures import OdooServer, sql, wait_until
+from bridge_fixtures import (
+    OdooServer,
+    chunk_crons,
+    company_with_plan,
+    run_status,
+    sql,
+    wait_run_finished,
+    wait_until,
+    wake_crons,
+)
 
 from odoo.addons.iot_contract.tools import LOCK_NAMESPACE
 
@@ -19,49 +27,11 @@ CONTRACTS = 30
 MONTHS = ("2023-01-31", "2023-02-28", "2023-03-31")
 
 
-def _chunk_crons(db):
-    return [row[0] for row in sql(db, """
-        SELECT res_id FROM ir_model_data
-         WHERE module = 'iot_contract' AND name IN ('iot_billing_run_chunk_cron', 'iot_billing_run_chunk_cron_2')""")]
-
-
-@pytest.fixture(name="only_billing_crons")
-def only_billing_crons_fixture(server_db):
-    """Pause every other active cron and make chunks one contract each; undo both afterwards."""
-    chunk_crons = _chunk_crons(server_db)
-    paused = [row[0] for row in sql(server_db, "SELECT id FROM ir_cron WHERE active AND id != ALL(%s)", (chunk_crons,))]
-    sql(server_db, "UPDATE ir_cron SET active = false WHERE id = ANY(%s)", (paused,))
-    sql(server_db, """
-        INSERT INTO ir_config_parameter (key, value, create_uid, write_uid, create_date, write_date)
-        VALUES ('iot_contract.billing_chunk_contracts', '1', 1, 1, now(), now())
-        ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value""")
-    try:
-        yield
-    finally:
-        sql(server_db, "DELETE FROM ir_config_parameter WHERE key = 'iot_contract.billing_chunk_contracts'")
-        sql(server_db, "UPDATE ir_cron SET active = true WHERE id = ANY(%s)", (paused,))
-
-
-def _company_with_plan(rpc, label):
-    """A company of its own (chart of accounts, admin in it), a customer and a plan at 10.0 without tax."""
-    tag = uuid.uuid4().hex[:8]
-    company = rpc("res.company", "create", {"name": "%s %s" % (label, tag)})
-    admin = rpc("res.users", "search", [("login", "=", "admin")])
-    rpc("res.users", "write", admin, {"company_ids": [(4, company)]})
-    rpc("account.chart.template", "try_loading", [], "generic_coa", company, False)
-    context = {"allowed_company_ids": [company]}
-    partner = rpc("res.partner", "create", {"name": "%s customer %s" % (label, tag)}, context=context)
-    plan = rpc("product.product", "create", {"name": label + " plan", "default_code": "%s-%s" % (label.upper(), tag),
-                                             "type": "service", "list_price": 10.0, "iot_is_plan": True,
-                                             "company_id": company, "taxes_id": [(6, 0, [])]}, context=context)
-    return tag, company, context, partner, plan
-
-
 @pytest.fixture(name="fleet")
 def fleet_fixture(odoo_server):
     """A company of its own with CONTRACTS running contracts, one item each from January 2023."""
     rpc = odoo_server.rpc
-    tag, company, context, partner, plan = _company_with_plan(rpc, "Runs")
+    tag, company, context, partner, plan = company_with_plan(rpc, "Runs")
     contracts = rpc("iot.contract", "create", [
         {"name": "Runs %d" % index, "reference": "RUNS-%s-%d" % (tag, index), "partner_id": partner,
          "auto_post": False} for index in range(CONTRACTS)], context=context)
@@ -70,10 +40,6 @@ def fleet_fixture(odoo_server):
         for contract in contracts], context=context)
     rpc("iot.contract", "write", contracts, {"state": "running"}, context=context)
     return {"company": company, "contracts": contracts, "context": context}
-
-
-def _status(server, run_id, context):
-    return server.rpc("iot.billing.run", "api_status", run_id, context=context)
 
 
 def _billed(db, contracts):
@@ -87,23 +53,7 @@ def _billed(db, contracts):
 
 
 def _chunk_cron_calls(db):
-    return sql(db, "SELECT count(*) FROM ir_cron_progress WHERE cron_id = ANY(%s)", (_chunk_crons(db),))[0][0]
-
-
-def _wake_crons(db):
-    sql("postgres", "SELECT pg_notify(%s, %s)", ("cron_trigger", db))  # the channel Odoo listens on
-
-
-def _wait_finished(server, db, run_id, context, message):
-    """The run's status once it is no longer running, waking the cron threads every second
-    (else they look at their next poll, up to a minute later)."""
-
-    def finished():
-        _wake_crons(db)
-        status = _status(server, run_id, context)
-        return status if status["state"] != "running" else None
-
-    return wait_until(finished, 180, interval=1, message=message)
+    return sql(db, "SELECT count(*) FROM ir_cron_progress WHERE cron_id = ANY(%s)", (chunk_crons(db),))[0][0]
 
 
 def test_run_killed_mid_run_resumes_and_bills_each_schedule_once(
@@ -117,18 +67,18 @@ def test_run_killed_mid_run_resumes_and_bills_each_schedule_once(
     workers = OdooServer(server_db, bridge_workdir, cron_threads=2)
     workers.start()
     try:
-        _wake_crons(server_db)
-        wait_until(lambda: _status(odoo_server, run_id, context)["chunks"] >= 3, 120, interval=0.05,
+        wake_crons(server_db)
+        wait_until(lambda: run_status(odoo_server, run_id, context)["chunks"] >= 3, 120, interval=0.05,
                    message="three chunks committed")
         workers.kill()  # SIGKILL: no cleanup, whatever the chunk in progress held is rolled back
-        before = _status(odoo_server, run_id, context)
+        before = run_status(odoo_server, run_id, context)
         assert before["state"] == "running" and before["schedules_remaining"] > 0, before
         assert before["schedules_done"] == len(before["invoice_ids"]), before  # one invoice per schedule here
 
         workers = OdooServer(server_db, bridge_workdir, cron_threads=2)
         workers.start()
 
-        after = _wait_finished(odoo_server, server_db, run_id, context, "the run to finish after the restart")
+        after = wait_run_finished(odoo_server, server_db, run_id, context, "the run to finish after the restart")
     finally:
         workers.stop()
 
@@ -169,16 +119,16 @@ def test_run_waits_for_the_valuation_and_skips_nothing(
             calls_before = _chunk_cron_calls(server_db)
             answer = odoo_server.rpc("iot.billing.run", "api_run", MONTHS[-1], context=context)
             assert answer["state"] == "running"
-            _wake_crons(server_db)
+            wake_crons(server_db)
             wait_until(lambda: _chunk_cron_calls(server_db) > calls_before, 90, message="a chunk cron call")
             time.sleep(2)  # the workers try the lock again every second
-            held = _status(odoo_server, answer["run_id"], context)
+            held = run_status(odoo_server, answer["run_id"], context)
             assert (held["state"], held["chunks"], held["schedules_done"]) == ("running", 0, 0), held
             valuation.commit()
         finally:
             valuation.close()
 
-        after = _wait_finished(odoo_server, server_db, answer["run_id"], context,
+        after = wait_run_finished(odoo_server, server_db, answer["run_id"], context,
                                "the run to finish after the valuation")
     finally:
         workers.stop()
@@ -196,7 +146,7 @@ def big_contract_fixture(odoo_server, server_db):
     """A company of its own with one contract of ITEMS items from January 2023, grouped by plan
     and period, larger than a step; steps of STEP schedules while the test runs."""
     rpc = odoo_server.rpc
-    tag, company, context, partner, plan = _company_with_plan(rpc, "Steps")
+    tag, company, context, partner, plan = company_with_plan(rpc, "Steps")
     contract = rpc("iot.contract", "create", {"name": "Steps", "reference": "STEPS-" + tag, "partner_id": partner,
                                               "invoice_grouping": "plan_period", "auto_post": True}, context=context)
     rpc("iot.contract.item", "create", [
@@ -222,11 +172,11 @@ def test_contract_billed_in_steps_killed_mid_run_resumes_exactly_once(
     workers = OdooServer(server_db, bridge_workdir, cron_threads=2)
     workers.start()
     try:
-        _wake_crons(server_db)
-        wait_until(lambda: _status(odoo_server, run_id, context)["chunks"] >= 4, 120, interval=0.05,
+        wake_crons(server_db)
+        wait_until(lambda: run_status(odoo_server, run_id, context)["chunks"] >= 4, 120, interval=0.05,
                    message="four steps committed")
         workers.kill()
-        before = _status(odoo_server, run_id, context)
+        before = run_status(odoo_server, run_id, context)
         assert before["state"] == "running" and before["schedules_remaining"] == ITEMS * len(MONTHS), before
         staged = sql(server_db, "SELECT count(*) FROM iot_invoicing_schedule WHERE contract_id = %s "
                                 "AND state = 'billing'", (contract,))[0][0]
@@ -235,7 +185,7 @@ def test_contract_billed_in_steps_killed_mid_run_resumes_exactly_once(
         workers = OdooServer(server_db, bridge_workdir, cron_threads=2)
         workers.start()
 
-        after = _wait_finished(odoo_server, server_db, run_id, context, "the run to finish after the restart")
+        after = wait_run_finished(odoo_server, server_db, run_id, context, "the run to finish after the restart")
     finally:
         workers.stop()
 

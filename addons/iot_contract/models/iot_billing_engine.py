@@ -18,6 +18,8 @@ CHUNK_SCHEDULES = 10000
 # How long a cron call waits, a second at a time, for contracts another worker holds or
 # for a valuation step, before it leaves the run to a later call.
 WAIT_SECONDS = 10
+# What a chunk cron runs (data/iot_contract_cron.xml): how its copies are found.
+CHUNK_CRON_CODE = "model._cron_process_runs()"
 
 
 class IotBillingEngine(models.AbstractModel):
@@ -386,11 +388,14 @@ class IotBillingEngine(models.AbstractModel):
     # ------------------------------------------------------------------
     @api.model
     def _chunk_crons(self):
+        """The active chunk crons: the two shipped and any copy of them. Odoo runs a cron on one
+        worker at a time, so a cluster bills a run on at most as many workers as there are chunk
+        crons: one per cron worker of the cluster (README, *Production layout*)."""
         # sudo: starting the chunk workers is part of running billing, which the Billing group
         # may do without any right on scheduled actions.
-        xmlids = ("iot_contract.iot_billing_run_chunk_cron", "iot_contract.iot_billing_run_chunk_cron_2")
-        crons = [self.env.ref(xmlid, raise_if_not_found=False) for xmlid in xmlids]
-        return self.env["ir.cron"].sudo().browse([cron.id for cron in crons if cron]).filtered("active")
+        return self.env["ir.cron"].sudo().search(
+            [("model_id.model", "=", "iot.billing.run"), ("code", "=", CHUNK_CRON_CODE)], order="id"
+        )
 
     @api.model
     def _trigger_workers(self):

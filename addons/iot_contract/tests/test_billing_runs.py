@@ -58,6 +58,19 @@ class TestBillingRuns(IotContractCommon):
         run = self.BillingRun.browse(answer["run_id"])
         self.assertIn("billed in the background", run.message_ids[0].body)
 
+    def test_copy_of_a_chunk_cron_is_one_more_chunk_worker(self):
+        """Odoo runs a cron on one worker at a time: a cluster with more cron workers copies the
+        chunk cron, and runs start the copies too; an inactive copy is left alone."""
+        self.env["ir.config_parameter"].set_param("iot_contract.billing_chunk_contracts", "1")
+        shipped = self.env.ref("iot_contract.iot_billing_run_chunk_cron")
+        third = shipped.copy({"name": "IoT: billing run chunks (third worker)", "active": True})
+        idle = shipped.copy({"name": "IoT: billing run chunks (switched off)", "active": False})
+        crons = shipped | self.env.ref("iot_contract.iot_billing_run_chunk_cron_2") | third
+        self.assertEqual(self.env["iot.billing.engine"]._chunk_crons(), crons)
+        self._run_billing("2022-04-30")
+        triggers = self.env["ir.cron.trigger"].search([("cron_id", "in", (crons | idle).ids)])
+        self.assertEqual(triggers.cron_id, crons)
+
     def test_failed_contract_is_visible_on_run_contract_and_billing_activity(self):
         original = type(self.env["iot.contract"])._iot_invoice_schedules
 
