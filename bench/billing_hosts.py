@@ -12,11 +12,13 @@ PostgreSQL (the one of this machine) through its unix socket. Layouts:
   two-4crons  two hosts and 4 chunk crons (the shipped two and a copy of each): 4 chunks at once.
 Every scenario bills the same April run of a fresh copy of one template (N contracts of one device,
 one reading each, set up once over RPC), started by ``api_run`` on the first host; the layouts
-alternate, round after round, so that each meets the same machine. Measured per scenario:
-invoices/s; from the chunk rows, each host's chunks and busy time and each worker's idle time
-between its chunks; sampling ``pg_stat_activity``/``pg_locks`` every 50 ms, the backends running
-and waiting on a lock, by lock (the contract claim, the invoice number, the company's billing
-lock, the cron job rows, ...); the machine's CPU use (``/proc/stat``).
+alternate, each round in another order, so that each meets the same machine. Measured per scenario:
+invoices/s; the CPU seconds of the hosts' Odoo processes and of the database's PostgreSQL backends
+(so what the cores would allow: cores / CPU per invoice); from the chunk rows, each host's chunks
+and busy time, the chunk workers' time not billing while the run was under way and the longest
+time no chunk ran; sampling ``pg_stat_activity``/``pg_locks`` every 50 ms, the backends running a
+query, the connections, and the backends waiting on a lock, by lock (the contract claim, the
+invoice number, the company's billing lock, the cron job rows, ...).
 """
 
 import collections
