@@ -35,7 +35,7 @@ line and usage valuation is on its schedule's own invoice).
 import time
 from collections import Counter
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import psycopg2
 from benchlib import OdooServer, fresh_copy, machine, parser, print_table, sql
@@ -49,6 +49,8 @@ START_DAYS = [*range(1, 29)] * 2 + [29, 30, 31]
 LEVEL = Decimal("20.00")
 THRESHOLD_PLANS = {"BASIC": Decimal("9.90"), "PLUS": Decimal("29.90")}
 USAGE_PRICE = Decimal("0.01")
+CYCLE_PRICE = Decimal("9.99")
+CENT = Decimal("0.01")
 # Crons left out: the daily run and the end of term work on today's date, the benchmark on 2022's.
 DATED_CRONS = ("iot_billing_run_cron", "iot_contract_item_end_of_term_cron")
 
@@ -144,10 +146,14 @@ def run_billing(client, db, day):
             "worker_seconds": worker_seconds, "longest_chunk": longest, "load": load_average()}
 
 
-def check_run(db, run, expected_invoices, lines_per_invoice=None):
-    """The invariants of a run (module docstring); returns the invoices' line count."""
+def check_run(db, run, expected_invoices, expected_untaxed, lines_per_invoice=None):
+    """The invariants of a run (module docstring), and its invoices' untaxed total against the
+    amounts computed here from the prices and readings; returns the invoices' line count."""
     day, invoices = run["day"], run["invoices"]
     assert len(invoices) == expected_invoices, (day, len(invoices), expected_invoices)
+    (untaxed,) = sql(db, "SELECT coalesce(sum(amount_untaxed), 0) FROM account_move WHERE id = ANY(%s)",
+                     [invoices])[0]
+    assert Decimal(untaxed).quantize(CENT) == expected_untaxed, (day, untaxed, expected_untaxed)
     (left,) = sql(db, "SELECT count(*) FROM iot_invoicing_schedule WHERE state IN ('planned', 'billing') "
                       "AND invoice_date <= %s", [day])[0]
     assert left == 0, "%d schedules due by %s neither invoiced nor held" % (left, day)
@@ -201,16 +207,26 @@ def cycle_contracts(size, prefix):
             for n in range(size)]
 
 
-def first_period_end(start, cycle):
-    if cycle == "calendar":
-        return start + relativedelta(day=31)
-    return start + relativedelta(months=1, days=-1)
+def first_period(entry, cycle):
+    """(invoice date, untaxed amount) of the contract's first period: a full anniversary period,
+    or on the calendar cycle the rest of March, its fee prorated (README, rule 1)."""
+    start = entry["date_start"]
+    usage = USAGE_PRICE * entry["readings"][0][1]
+    if cycle == "anniversary":
+        return start + relativedelta(months=1, days=-1), CYCLE_PRICE + usage
+    days = 31 - start.day + 1
+    fee = CYCLE_PRICE if days == 31 else (CYCLE_PRICE * days / 31).quantize(CENT, ROUND_HALF_UP)
+    return start + relativedelta(day=31), fee + usage
 
 
 def cycle_scenario(args, cycle):
     db = prepared_copy(args.db, args.db + "_" + cycle[:3])
     contracts = cycle_contracts(args.anniversary, cycle[:3].upper())
-    due = Counter(first_period_end(entry["date_start"], cycle) for entry in contracts)
+    due, amounts = Counter(), Counter()
+    for entry in contracts:
+        day, amount = first_period(entry, cycle)
+        due[day] += 1
+        amounts[day] += amount
     # Calendar: the month-end run, then the next day's, which finds nothing due (what a run costs
     # beside its invoices, over the same schedules).
     days = [date(2022, 3, 31) + timedelta(days=n) for n in range(30 if cycle == "anniversary" else 2)]
@@ -222,7 +238,7 @@ def cycle_scenario(args, cycle):
         runs = []
         for day in days:
             run = run_billing(client, db, day)
-            run["lines"] = check_run(db, run, due[day], lines_per_invoice=2)
+            run["lines"] = check_run(db, run, due[day], Decimal(amounts[day]).quantize(CENT), lines_per_invoice=2)
             runs.append(run)
             print("    %s: %d invoices in %.1f s (%d chunks, longest %.1f s; load %.1f)" % (
                 day, len(run["invoices"]), run["seconds"], run["chunks"], run["longest_chunk"], run["load"]),
@@ -289,19 +305,26 @@ def threshold_contracts(size):
 
 
 def threshold_expected(contracts, level):
-    """{run date: (invoices, schedules held)} from the amounts: a period below ``level`` is held,
-    then invoiced with the next one if together they reach it."""
-    april = may = april_held = may_held = 0
+    """{run date: (invoices, schedules held, untaxed total invoiced)} from the amounts: a period
+    below ``level`` is held, then invoiced with the next one if together they reach it."""
+    april, may = [0, 0, Decimal(0)], [0, 0, Decimal(0)]
+
+    def bill(month, amount):
+        if amount >= level:
+            month[0] += 1
+            month[2] += amount
+            return True
+        return False
+
     for entry in contracts:
         fee = THRESHOLD_PLANS[entry["plan"]]
         april_amount, may_amount = (fee + USAGE_PRICE * quantity for _ts, quantity in entry["readings"])
-        if april_amount >= level:
-            april += 1
-            may, may_held = (may + 1, may_held) if may_amount >= level else (may, may_held + 1)
+        if bill(april, april_amount):
+            may[1] += 0 if bill(may, may_amount) else 1
         else:
-            april_held += 1
-            may, may_held = (may + 1, may_held) if april_amount + may_amount >= level else (may, may_held + 2)
-    return {date(2022, 4, 30): (april, april_held), date(2022, 5, 31): (may, may_held)}
+            april[1] += 1
+            may[1] += 0 if bill(may, april_amount + may_amount) else 2
+    return {date(2022, 4, 30): tuple(april), date(2022, 5, 31): tuple(may)}
 
 
 def threshold_scenario(args, name, level, template, with_may=False):
@@ -313,9 +336,9 @@ def threshold_scenario(args, name, level, template, with_may=False):
         client("res.company", "write", [1], {"iot_invoice_threshold": float(level)})
         runs = []
         for day in sorted(expected)[:2 if with_may else 1]:
-            invoiced, held = expected[day]
+            invoiced, held, untaxed = expected[day]
             run = run_billing(client, db, day)
-            run["lines"] = check_run(db, run, invoiced)
+            run["lines"] = check_run(db, run, invoiced, untaxed)
             assert run["held"] == held, (day, run["held"], held)
             (held_now,) = sql(db, "SELECT count(*) FROM iot_invoicing_schedule WHERE state = 'planned' "
                                   "AND iot_hold_from IS NOT NULL")[0]
