@@ -113,10 +113,12 @@ def free_port():
 class OdooServer:
     """``python3 -m odoo`` on a free port with Odoo's default limits (``limit_time_real`` 120 s,
     ``limit_time_cpu`` 60 s); ``workers`` > 0 for prefork (several processes), ``cron_workers``
-    cron threads or processes (the billing run's chunk workers)."""
+    cron threads or processes (the billing run's chunk workers). ``port``: the HTTP port (the
+    gevent port is the next one), a free one by default."""
 
-    def __init__(self, db, workers=2, log_path="/tmp/bench-odoo.log", cron_workers=2, root=ROOT):
-        self.db, self.workers, self.port, self.root = db, workers, free_port(), root
+    def __init__(self, db, workers=2, log_path="/tmp/bench-odoo.log", cron_workers=2, root=ROOT, port=None):
+        self.db, self.workers, self.port, self.root = db, workers, port or free_port(), root
+        self.gevent_port = port + 1 if port else None
         self.cron_workers = cron_workers
         self.url = "http://127.0.0.1:%d" % self.port
         self.log_path = log_path
@@ -128,7 +130,7 @@ class OdooServer:
                    "--http-port=%d" % self.port, "--max-cron-threads=%d" % self.cron_workers,
                    "--workers=%d" % self.workers, "--log-level=warn", "--logfile=%s" % self.log_path]
         if self.workers:
-            command.append("--gevent-port=%d" % free_port())
+            command.append("--gevent-port=%d" % (self.gevent_port or free_port()))
         self.process = subprocess.Popen(command, cwd=self.root)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
