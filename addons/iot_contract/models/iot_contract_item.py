@@ -200,10 +200,14 @@ class IotContractItem(models.Model):
     @api.depends("product_id")
     def _compute_bill_cycle(self):
         for item in self:
-            cycle = item.contract_id.bill_cycle
-            if not cycle or cycle == "plan":
-                cycle = item.product_id.iot_bill_cycle if item.product_id.iot_is_plan else "calendar"
-            item.bill_cycle = cycle or "calendar"
+            item.bill_cycle = self._iot_cycle_of(item.contract_id, item.product_id)
+
+    @api.model
+    def _iot_cycle_of(self, contract, plan):
+        """The bill cycle of an item of ``plan`` put on ``contract`` now: the contract's, else the plan's."""
+        if contract.bill_cycle in ("calendar", "anniversary"):
+            return contract.bill_cycle
+        return plan.iot_bill_cycle if plan.iot_is_plan else "calendar"
 
     @api.depends("bill_cycle", "date_start")
     def _compute_cycle_anchor(self):
@@ -398,9 +402,7 @@ class IotContractItem(models.Model):
             for schedule, amount, date_from in invoice_credits:
                 billed = schedule.fixed_line_id
                 item = schedule.contract_item_id
-                period_start, period_end = period_bounds(
-                    schedule.date_from, item.billing_period, item.cycle_anchor or None
-                )
+                period_start, period_end = period_bounds(schedule.date_from, item.billing_period, item.cycle_anchor)
                 label = contract._iot_period_label(date_from, schedule.date_to, period_start, period_end)
                 vals = {
                     "display_type": "product",
@@ -467,9 +469,7 @@ class IotContractItem(models.Model):
         on from the same anchor (the customer's bill day does not move); otherwise the new
         item takes its own cycle (an anniversary one then counts from the change date)."""
         self.ensure_one()
-        cycle = self.contract_id.bill_cycle
-        if cycle == "plan":
-            cycle = plan.iot_bill_cycle if plan.iot_is_plan else "calendar"
+        cycle = self._iot_cycle_of(self.contract_id, plan)
         if cycle == "anniversary" and self.bill_cycle == "anniversary":
             return {"bill_cycle": cycle, "cycle_anchor": self.cycle_anchor}
         return {"bill_cycle": cycle}
@@ -608,7 +608,7 @@ class IotContractItem(models.Model):
             return periods_cache[key]
         periods = []
         for date_from, date_to, period_start, period_end in split_periods(
-            self.date_start, self.date_end, self.billing_period, self.cycle_anchor or None
+            self.date_start, self.date_end, self.billing_period, self.cycle_anchor
         ):
             fee = {
                 "date_from": date_from,

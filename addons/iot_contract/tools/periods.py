@@ -26,7 +26,7 @@ BILL_CYCLES = [("calendar", "Calendar"), ("anniversary", "Anniversary")]
 
 def period_bounds(day, billing_period, anchor=None):
     """First and last day of the period that contains ``day``: the calendar period, or with
-    ``anchor`` (the first day of an anniversary cycle) the cycle's period."""
+    ``anchor`` (the first day of an anniversary cycle; None or False: calendar) the cycle's period."""
     months = PERIOD_MONTHS[billing_period]
     if not anchor:
         start = day.replace(month=((day.month - 1) // months) * months + 1, day=1)
