@@ -1,0 +1,1 @@
+from . import iot_subscription_count_report
