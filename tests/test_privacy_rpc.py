@@ -36,7 +36,7 @@ def test_counts_read_over_rpc_match_the_schedules(counts_api, odoo_server):
     assert rows, "the demo contracts have periods"
     got = {(row["contract_reference"], row["product_id"][0], row["period_month"][:7]):
            (row["device_count"], round(row["amount_total"], 2)) for row in rows}
-    expected = {(reference, product_id, month): (count, float(amount)) for reference, product_id, month, count, amount in sql(
+    grouped = sql(
         odoo_server.db,
         """SELECT contract.reference, item.product_id, to_char(schedule.date_from, 'YYYY-MM'),
                   count(DISTINCT item.device_id), round(sum(schedule.amount_total), 2)
@@ -44,7 +44,9 @@ def test_counts_read_over_rpc_match_the_schedules(counts_api, odoo_server):
              JOIN iot_contract_item item ON item.id = schedule.contract_item_id
              JOIN iot_contract contract ON contract.id = item.contract_id
             WHERE schedule.state != 'cancelled'
-            GROUP BY 1, 2, 3""")}
+            GROUP BY 1, 2, 3""")
+    expected = {(reference, product_id, month): (count, float(amount))
+                for reference, product_id, month, count, amount in grouped}
     assert got == expected
     assert "contract_id" not in counts_api("iot.subscription.count.report", "fields_get", attributes=["type"])
 

@@ -25,7 +25,8 @@ class TestCountsOnly(IotContractCommon):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.counts_user = new_test_user(cls.env, login="iot_counts", groups="iot_privacy.group_iot_billing_counts,base.group_allow_export")
+        cls.counts_user = new_test_user(
+            cls.env, login="iot_counts", groups="iot_privacy.group_iot_billing_counts,base.group_allow_export")
         cls.Report = cls.env["iot.subscription.count.report"]
         cls.devices = [cls._register("COUNT-%d" % n) for n in range(3)]
 
