@@ -17,6 +17,8 @@ DEVICE_DATA_MODELS = [
     "iot.usage.reject",
     "iot.usage.valuation",
     "iot.invoice.detail.part",
+    "iot.webhook.delivery",
+    "iot.statistics.source",
 ]
 
 

@@ -1,0 +1,21 @@
+{
+    "name": "IoT Platform Sync",
+    "summary": "Signed, retried webhooks to device platforms; usage statistics pulled from their APIs",
+    "version": "18.0.1.0.0",
+    "category": "Services/IoT",
+    "website": "https://github.com/iot-billing/iot-billing",
+    "author": "IoT Billing contributors",
+    "license": "AGPL-3",
+    "depends": ["iot_usage"],
+    "external_dependencies": {"python": ["requests"]},
+    "data": [
+        "security/iot_platform_sync_security.xml",
+        "security/ir.model.access.csv",
+        "data/iot_platform_sync_cron.xml",
+        "views/iot_webhook_views.xml",
+        "views/iot_webhook_delivery_views.xml",
+        "views/iot_statistics_source_views.xml",
+        "views/iot_platform_sync_menus.xml",
+    ],
+    "installable": True,
+}
