@@ -239,6 +239,11 @@ class IotContract(models.Model):
     # ------------------------------------------------------------------
     def _iot_prepare_invoice_vals(self, invoice_date):
         self.ensure_one()
+        if not self.journal_id:
+            # Recorded as the contract's error on the run, instead of a database error.
+            raise UserError(self.env._(
+                "%(contract)s has no sales journal: install a chart of accounts for %(company)s or choose a "
+                "sales journal on the contract.", contract=self.display_name, company=self.company_id.name))
         return {
             "move_type": "out_invoice",
             "partner_id": self.partner_id.id,

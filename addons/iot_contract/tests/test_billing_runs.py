@@ -71,6 +71,18 @@ class TestBillingRuns(IotContractCommon):
         triggers = self.env["ir.cron.trigger"].search([("cron_id", "in", (crons | idle).ids)])
         self.assertEqual(triggers.cron_id, crons)
 
+    def test_contract_without_sales_journal_fails_with_its_reason(self):
+        """A company without a chart of accounts has no sales journal: the contract's error says so,
+        not a database error, and the other contract is billed."""
+        self.env.flush_all()
+        self.env.cr.execute("UPDATE iot_contract SET journal_id = NULL WHERE id = %s", (self.second.id,))
+        self.second.invalidate_recordset(["journal_id"])
+        answer = self._run_billing("2022-04-30")
+        (error,) = answer["errors"]
+        self.assertEqual(error["contract"], "IOT-RUNS-2")
+        self.assertIn("has no sales journal", error["message"])
+        self.assertEqual(len(answer["invoice_ids"]), 1)
+
     def test_failed_contract_is_visible_on_run_contract_and_billing_activity(self):
         original = type(self.env["iot.contract"])._iot_invoice_schedules
 

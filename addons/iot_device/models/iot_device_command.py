@@ -72,15 +72,14 @@ class IotDeviceCommand(models.Model):
     @api.model
     def _enqueue(self, devices, command, payload=None):
         """Create one command per device and publish them once the transaction commits."""
-        prefix = self.env["ir.config_parameter"].sudo().get_param("iot_device.mqtt_topic_prefix", "")
-        prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        prefixes = {company: self._iot_topic_prefix(company) for company in devices.company_id}
         commands = self.create(
             [
                 {
                     "device_id": device.id,
                     "command": command,
                     "payload": json.dumps(payload or {}),
-                    "topic": "%siot/%s/commands" % (prefix, device.identifier),
+                    "topic": "%siot/%s/commands" % (prefixes[device.company_id], device.identifier),
                 }
                 for device in devices
             ]
@@ -88,6 +87,13 @@ class IotDeviceCommand(models.Model):
         dbname, ids = self.env.cr.dbname, commands.ids
         self.env.cr.postcommit.add(partial(_publish_after_commit, self.env.registry, dbname, ids))
         return commands
+
+    @api.model
+    def _iot_topic_prefix(self, company):
+        """The topic prefix of ``company``'s downlink, ``"<prefix>/"`` or ``""``: the system parameter
+        ``iot_device.mqtt_topic_prefix`` here; iot_white_label sets one per company."""
+        prefix = self.env["ir.config_parameter"].sudo().get_param("iot_device.mqtt_topic_prefix", "").strip("/")
+        return prefix + "/" if prefix else ""
 
     def _mqtt_broker(self):
         """System parameters first, then IOT_MQTT_HOST / IOT_MQTT_PORT (set by docker-compose)."""

@@ -135,7 +135,7 @@ class AccountMove(models.Model):
                     (number, line.name, line.quantity, line.price_unit, line.price_subtotal)
                     for number, line in enumerate(product_lines.sorted(lambda line: (line.sequence, line.id)), 1)
                 ]
-                title = self.env._("Detail of %(invoice)s — amounts %(basis)s", invoice=self.name, basis=basis)
+                title = self._iot_detail_title(basis)
                 INVOICE_DETAIL.xlsx_file(
                     path, rows, title, money_format(self.currency_id), total_label,
                     sheets=[("Invoice lines", INVOICE_LINE_COLUMNS, invoice_lines)],
@@ -145,6 +145,10 @@ class AccountMove(models.Model):
             raise
         filename = "%s-detail.%s" % ((self.name or "draft").replace("/", "-"), file_format)
         return filename, FORMATS[file_format], path
+
+    def _iot_detail_title(self, basis):
+        """The first row of the detail's sheet (iot_white_label puts the company's brand before it)."""
+        return self.env._("Detail of %(invoice)s — amounts %(basis)s", invoice=self.name, basis=basis)
 
     def _iot_detail_basis(self, product_lines):
         """(basis, totals row label) of the detail, in the environment's language.

@@ -1,0 +1,1 @@
+from . import test_tenant_isolation, test_white_label
