@@ -19,7 +19,13 @@ DEVICE_DATA_MODELS = [
     "iot.invoice.detail.part",
     "iot.webhook.delivery",
     "iot.statistics.source",
+    "iot_billing.device.user",
+    "iot.contract.item.preset",
+    "iot.wallet",
+    "iot.wallet.entry",
 ]
+# What the counts-only group may read besides its report: none of it names a device.
+READABLE = {"iot.subscription.count.report"}
 
 
 @tagged("post_install", "-at_install")
@@ -95,6 +101,28 @@ class TestCountsOnly(IotContractCommon):
                     Model.browse(record.id).read(["display_name"])
                 with self.subTest(model=name, via="export"), self.assertRaises(AccessError):
                     Model.browse(record.id).export_data(["display_name"])
+
+    def test_no_other_iot_model_readable(self):
+        """Whatever IoT modules are installed, the counts-only user reads their report and nothing else
+        of theirs: a new model without access rights for it is refused by default, one that grants it
+        must be listed in READABLE on purpose."""
+        modules = self.env["ir.module.module"].search(
+            [("name", "=like", "iot\\_%"), ("state", "=", "installed")]).mapped("name")
+        names = {
+            self.env["ir.model"].browse(data.res_id).model
+            for data in self.env["ir.model.data"].search([("module", "in", modules), ("model", "=", "ir.model")])
+        }
+        stored = [name for name in names if name in self.env and self.env[name]._original_module in modules
+                  and not self.env[name]._abstract and not self.env[name]._transient]
+        self.assertIn("iot_billing.device", stored)
+        readable = set()
+        for name in stored:
+            try:
+                self.env[name].with_user(self.counts_user).search([], limit=1)
+            except AccessError:
+                continue
+            readable.add(name)
+        self.assertEqual(readable, READABLE)
 
     def test_contract_link_only_for_device_readers(self):
         self._activate(self.devices[0], date_start="2022-04-01")
