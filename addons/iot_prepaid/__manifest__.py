@@ -11,6 +11,8 @@
     "data": [
         "security/ir.model.access.csv",
         "security/iot_prepaid_security.xml",
+        "data/iot_prepaid_data.xml",
+        "wizards/iot_wallet_topup_views.xml",
         "views/iot_wallet_entry_views.xml",
         "views/iot_wallet_grant_views.xml",
         "views/iot_wallet_reservation_views.xml",

@@ -1,6 +1,6 @@
 from decimal import Decimal
 
-from odoo import api, fields, models
+from odoo import Command, api, fields, models
 from odoo.addons.iot_device.tools import to_decimal
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL
@@ -113,6 +113,52 @@ class IotWallet(models.Model):
         action = self.env["ir.actions.act_window"]._for_xml_id("iot_prepaid.iot_wallet_entry_action")
         action["domain"] = [("wallet_id", "=", self.id)]
         return action
+
+    def action_top_up(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Top Up"),
+            "res_model": "iot.wallet.topup",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"default_wallet_id": self.id},
+        }
+
+    def _create_topup(self, amount, priority=10, expires_at=False, post=True):
+        """The top-up invoice of ``amount`` of credit (tax excluded) and its waiting grant."""
+        self.ensure_one()
+        if amount <= 0:
+            raise UserError(self.env._("A top-up needs a positive amount."))
+        contract = self.contract_id
+        product = self.env["product.product"]._iot_prepaid_credit_product(self.company_id)
+        taxes = product.taxes_id._filter_taxes_by_company(self.company_id)
+        move_vals = {
+            "move_type": "out_invoice",
+            "partner_id": contract.partner_id.id,
+            "company_id": self.company_id.id,
+            "currency_id": self.currency_id.id,
+            "fiscal_position_id": contract.fiscal_position_id.id,
+            "invoice_payment_term_id": contract.payment_term_id.id,
+            "invoice_origin": contract.display_name,
+            "invoice_line_ids": [Command.create({
+                "product_id": product.id,
+                "name": self.env._("Prepaid credit — %s", contract.display_name),
+                "quantity": 1.0,
+                "price_unit": amount,
+                "tax_ids": [Command.set(contract.fiscal_position_id.map_tax(taxes).ids)],
+            })],
+        }
+        if contract.journal_id:
+            move_vals["journal_id"] = contract.journal_id.id
+        move = self.env["account.move"].create(move_vals)
+        self.env["iot.wallet.grant"].create({
+            "wallet_id": self.id, "kind": "topup", "amount": amount, "priority": priority,
+            "expires_at": expires_at, "move_id": move.id, "name": self.env._("Top-up"),
+        })
+        if post:
+            move.action_post()
+        return move
 
     # ------------------------------------------------------------------
     # The ledger: every change of a balance goes through _post_entries, under the wallet's lock

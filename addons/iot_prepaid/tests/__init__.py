@@ -1,1 +1,2 @@
 from . import test_prepaid_ledger
+from . import test_prepaid_golden
