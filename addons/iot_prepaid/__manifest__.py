@@ -12,6 +12,7 @@
         "security/ir.model.access.csv",
         "security/iot_prepaid_security.xml",
         "data/iot_prepaid_data.xml",
+        "data/iot_prepaid_mail_template.xml",
         "wizards/iot_wallet_topup_views.xml",
         "views/iot_wallet_entry_views.xml",
         "views/iot_wallet_grant_views.xml",
@@ -19,5 +20,6 @@
         "views/iot_wallet_views.xml",
         "views/iot_prepaid_menus.xml",
     ],
+    "post_init_hook": "post_init_hook",
     "installable": True,
 }

@@ -9,3 +9,5 @@ from . import iot_usage
 from . import iot_invoicing_schedule
 from . import product_product
 from . import account_move
+from . import iot_device
+from . import iot_device_command

@@ -547,7 +547,87 @@ class IotWallet(models.Model):
                 })
         self._debit(debits)
 
+    # ------------------------------------------------------------------
+    # Thresholds: low credit, no credit
+    # ------------------------------------------------------------------
+    def _low_balance_level(self):
+        """The available credit at or below which the customer is told: the larger of the
+        amount and the percent of the last top-up; None when neither is set."""
+        self.ensure_one()
+        levels = []
+        if self.low_balance_amount:
+            levels.append(self.low_balance_amount)
+        if self.low_balance_percent and self.last_topup_amount:
+            levels.append(self.currency_id.round(self.last_topup_amount * self.low_balance_percent / 100))
+        return max(levels) if levels else None
+
     def _check_credit(self):
-        """Hook after every ledger change (the caller holds the wallets' lock): low-balance
-        notices and blocking at zero (iot_prepaid's own thresholds)."""
+        """After every ledger change (the caller holds the wallets' lock): tell the customer and
+        the platform when the credit is low, block the prepaid devices when none is available,
+        unblock them once it is above zero again. Commands go out after commit."""
+        self.invalidate_recordset(["balance", "reserved", "available"])
+        to_notify, to_block, to_unblock, recovered = (self.browse() for _i in range(4))
+        for wallet in self.sudo():
+            level = wallet._low_balance_level()
+            available = wallet.available
+            if wallet.currency_id.compare_amounts(available, 0) <= 0:
+                to_block |= wallet.filtered(lambda w: not w.blocked_no_credit)
+            elif wallet.blocked_no_credit:
+                to_unblock |= wallet
+            if level is not None and wallet.currency_id.compare_amounts(available, level) <= 0:
+                to_notify |= wallet.filtered(lambda w: not w.low_balance_notified)
+            elif wallet.low_balance_notified:
+                recovered |= wallet
+        if recovered:
+            recovered.sudo().with_context(iot_wallet_ledger=True).write({"low_balance_notified": False})
+        if to_notify:
+            to_notify.sudo()._notify_low_balance()
+        if to_block:
+            to_block.sudo()._block_no_credit()
+        if to_unblock:
+            to_unblock.sudo()._unblock_credit()
         return True
+
+    def _prepaid_devices(self):
+        """The devices of the wallets' prepaid contract items, by wallet."""
+        items = self.env["iot.contract.item"].search([("contract_id", "in", self.contract_id.ids),
+                                                       ("device_id", "!=", False)])
+        items = items.filtered(lambda item: item._iot_is_prepaid())
+        return {wallet: items.filtered(lambda item, wallet=wallet: item.contract_id == wallet.contract_id).device_id
+                for wallet in self}
+
+    def _notify_low_balance(self):
+        self.with_context(iot_wallet_ledger=True).write({"low_balance_notified": True})
+        template = self.env.ref("iot_prepaid.iot_wallet_mail_template_low_balance")
+        Command = self.env["iot_billing.device.command"]
+        for wallet, devices in self._prepaid_devices().items():
+            template.send_mail(wallet.id)
+            description = self.env._("Low credit: %s available", wallet.currency_id.format(wallet.available))
+            running = devices.filtered(lambda device: device.state in ("active", "suspended"))
+            running._log_events("low_balance", description=description)
+            if running:
+                Command._enqueue(running, "low_balance", {
+                    "balance": wallet.balance, "available": wallet.available, "currency": wallet.currency_id.name,
+                })
+
+    def _block_no_credit(self):
+        """No credit available: the prepaid devices are blocked (suspended, reason no credit; a
+        ``block`` command each, sent after commit), as dunning blocks for unpaid."""
+        self.with_context(iot_wallet_ledger=True).write({"blocked_no_credit": True})
+        for devices in self._prepaid_devices().values():
+            active = devices.filtered(lambda device: device.state == "active" and not device.iot_no_credit)
+            if "iot_never_block" in active._fields:  # iot_dunning's exemption, when installed
+                active = active.filtered(lambda device: not device.iot_never_block)
+            if active:
+                active._apply_transition("suspend", self.env._("Blocked: no credit"))
+                active.write({"iot_no_credit": True})
+
+    def _unblock_credit(self):
+        """Credit is available again: the devices blocked for no credit resume (``unblock``
+        after commit), in the transaction that brought the credit (the payment's)."""
+        self.with_context(iot_wallet_ledger=True).write({"blocked_no_credit": False})
+        for devices in self._prepaid_devices().values():
+            blocked = devices.filtered(lambda device: device.iot_no_credit and device.state == "suspended")
+            if blocked:
+                blocked.with_context(iot_prepaid_release=True)._apply_transition(
+                    "resume", self.env._("Unblocked: credit available"))
