@@ -17,11 +17,13 @@ class IotDevice(models.Model):
     iot_credit_currency_id = fields.Many2one("res.currency", compute="_compute_iot_credit")
 
     def _compute_iot_credit(self):
-        # sudo: the available credit is what platforms may know of the wallet.
-        wallets = self.env["iot.wallet"].sudo().search([("contract_id", "in", self.contract_id.ids)])
+        # sudo: the available credit is what platforms may know of the contract and its wallet.
+        devices = self.sudo()
+        wallets = self.env["iot.wallet"].sudo().search([("contract_id", "in", devices.contract_id.ids)])
         by_contract = {wallet.contract_id.id: wallet for wallet in wallets}
+        contract_of = {device.id: device.contract_id.id for device in devices}
         for device in self:
-            wallet = by_contract.get(device.contract_id.id)
+            wallet = by_contract.get(contract_of[device.id])
             device.iot_credit_available = wallet.available if wallet else 0.0
             device.iot_credit_currency_id = wallet.currency_id if wallet else device.company_id.currency_id
 

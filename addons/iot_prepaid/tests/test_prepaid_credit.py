@@ -64,7 +64,11 @@ class TestPrepaidCredit(IotPrepaidCommon):
         self.assertEqual(len(self._commands("block")), 2)
         with self.assertRaises(UserError):
             self.device_1.action_resume()  # only credit releases them
-        self.assertEqual(self.device_1.iot_credit_available, -0.5)
+        # Platforms read the credit and the reason with the device, over RPC.
+        read = self.Device.with_user(self.integration_user).search_read(
+            [("identifier", "=", "U-1")], ["state", "iot_no_credit", "iot_credit_available"])
+        self.assertEqual([(row["state"], row["iot_no_credit"], row["iot_credit_available"]) for row in read],
+                         [("suspended", True, -0.5)])
         # A top-up: nothing until paid, then unblocked in the payment's transaction.
         invoice = self.wallet._create_topup(30.0)
         self.assertTrue(self.wallet.blocked_no_credit)
