@@ -132,6 +132,16 @@ class IotWallet(models.Model):
             raise UserError(self.env._("A top-up needs a positive amount."))
         contract = self.contract_id
         product = self.env["product.product"]._iot_prepaid_credit_product(self.company_id)
+        account = product.product_tmpl_id.with_company(self.company_id)._get_product_accounts()["income"]
+        if account.account_type not in ("liability_current", "liability_non_current"):
+            # Credit sold is owed to the customer until used: booked as income, it would be
+            # counted twice (at the top-up and at the period invoice that consumes it).
+            raise UserError(self.env._(
+                "The product %(product)s has no customer-advance account in %(company)s (its income "
+                "account is %(account)s): set a liability account such as Deferred Revenue on it.",
+                product=product.display_name, company=self.company_id.name,
+                account=account.display_name or self.env._("none"),
+            ))
         taxes = product.taxes_id._filter_taxes_by_company(self.company_id)
         move_vals = {
             "move_type": "out_invoice",
