@@ -8,6 +8,7 @@ no demo data), created on first use; ``--reset`` recreates it.
 import argparse
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -18,7 +19,9 @@ import psycopg2
 import requests
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODULES = "iot_device,iot_contract,iot_usage,iot_invoice_grouping,iot_dunning,iot_revenue_share,iot_invoice_threshold,iot_white_label,iot_privacy,iot_platform_sync"
+# The modules bin/test installs: one list for the tests, the benchmarks and the CI.
+with open(os.path.join(ROOT, "bin", "test"), encoding="utf-8") as _bin_test:
+    MODULES = re.search(r"^MODULES=(\S+)$", _bin_test.read(), re.M).group(1)
 DEFAULT_DB = "bench_iot"
 
 

@@ -23,7 +23,9 @@ import requests
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BRIDGE_PATH = os.path.join(ROOT, "bridge")
-MODULES = "iot_device,iot_contract,iot_usage,iot_invoice_grouping,iot_dunning,iot_revenue_share,iot_invoice_threshold,iot_white_label,iot_privacy,iot_platform_sync"
+# The modules bin/test installs (the one list of them).
+with open(os.path.join(ROOT, "bin", "test"), encoding="utf-8") as _bin_test:
+    MODULES = re.search(r"^MODULES=(\S+)$", _bin_test.read(), re.M).group(1)
 BRIDGE_LOGIN, BRIDGE_KEY = "iot-bridge", "iot-bridge-demo"
 
 
