@@ -11,10 +11,12 @@
     "data": [
         "security/ir.model.access.csv",
         "security/iot_prepaid_security.xml",
+        "data/iot_wallet_reservation_cron.xml",
         "views/iot_wallet_entry_views.xml",
         "views/iot_wallet_grant_views.xml",
-        "views/iot_wallet_reservation_views.xml",
         "views/iot_wallet_views.xml",
+        "views/iot_wallet_reservation_views.xml",
+        "views/res_company_views.xml",
         "views/iot_prepaid_menus.xml",
     ],
     "installable": True,

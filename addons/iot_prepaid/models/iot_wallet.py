@@ -29,8 +29,10 @@ class IotWallet(models.Model):
         readonly=True, copy=False,
         help="Sum of the ledger's grants, debits, expiries and adjustments (tax excluded).",
     )
+    # Not stored: a hold writing the wallet row would conflict with ingestion, which locks and
+    # updates it (rating); the open holds are summed by one indexed query.
     reserved = fields.Monetary(
-        readonly=True, copy=False, help="Credit held by open reservations of the authorization API.",
+        compute="_compute_reserved", help="Credit held by open reservations of the authorization API.",
     )
     available = fields.Monetary(compute="_compute_available", help="Balance less the reserved credit.")
     credit_after_payment = fields.Boolean(
@@ -59,6 +61,15 @@ class IotWallet(models.Model):
     _sql_constraints = [
         ("contract_unique", "unique(contract_id)", "A contract has one wallet."),
     ]
+
+    def _compute_reserved(self):
+        rows = self.env["iot.wallet.reservation"]._read_group(
+            [("wallet_id", "in", self.ids), ("state", "=", "open"), ("expires_at", ">", fields.Datetime.now())],
+            ["wallet_id"], ["amount:sum"],
+        )
+        held = {wallet.id: amount for wallet, amount in rows}
+        for wallet in self:
+            wallet.reserved = held.get(wallet.id, 0.0)
 
     @api.depends("balance", "reserved")
     def _compute_available(self):
