@@ -1,4 +1,5 @@
-from odoo import fields, models
+from odoo import api, fields, models
+from odoo.exceptions import UserError
 
 ENTRY_KINDS = [
     ("grant", "Grant"),
@@ -38,3 +39,28 @@ class IotWalletEntry(models.Model):
         "iot.wallet.reservation", index="btree_not_null", ondelete="restrict", readonly=True,
     )
     reason = fields.Char(readonly=True)
+
+    def init(self):
+        # Append-only for everyone, sudo and SQL included: only inserts reach the table.
+        self.env.cr.execute(
+            """
+            CREATE OR REPLACE FUNCTION iot_wallet_entry_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                RAISE EXCEPTION 'iot_wallet_entry is append-only: % refused', TG_OP;
+            END $$;
+            DROP TRIGGER IF EXISTS iot_wallet_entry_append_only ON iot_wallet_entry;
+            CREATE TRIGGER iot_wallet_entry_append_only BEFORE UPDATE OR DELETE ON iot_wallet_entry
+                FOR EACH ROW EXECUTE FUNCTION iot_wallet_entry_append_only();
+            """
+        )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        raise UserError(self.env._(
+            "Ledger entries are written by the wallet (grants, rating, expiry, adjustments), not by hand."))
+
+    def write(self, vals):
+        raise UserError(self.env._("Ledger entries are append-only: they cannot be changed."))
+
+    def unlink(self):
+        raise UserError(self.env._("Ledger entries are append-only: they cannot be deleted."))

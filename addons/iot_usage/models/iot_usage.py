@@ -311,15 +311,29 @@ class IotUsage(models.Model):
                 RETURNING id, device_id, company_id, metric_id, quantity, timestamp, payload
             ),
             %(buckets)s
-            SELECT count(*) FROM inserted
+            SELECT device_id, min(timestamp), max(timestamp), count(*) FROM inserted GROUP BY device_id
             """,
             source=source, now=fields.Datetime.now(), **_reading_arrays(rows),
             buckets=Bucket._aggregate_readings_sql("inserted", value_lists),
         ))
-        inserted = self.env.cr.fetchone()[0]
+        added = self.env.cr.fetchall()
         self.invalidate_model()
         Bucket.invalidate_model()
-        return inserted
+        return self._usage_added(added)
+
+    @api.model
+    def _usage_added(self, rows):
+        """Hand the devices that got new usage, ``[(device id, first, last timestamp, readings)]``
+        from an insert statement, to ``_iot_usage_ingested``; returns the number of readings."""
+        if rows:
+            self._iot_usage_ingested({device_id: (first, last) for device_id, first, last, _count in rows})
+        return sum(count for *_keys, count in rows)
+
+    @api.model
+    def _iot_usage_ingested(self, touched):
+        """Hook: readings or aggregates were just added to their buckets, in this transaction.
+        ``touched``: ``{device id: (first, last timestamp of its new readings, UTC)}``, one call
+        per insert statement of a batch. Base: nothing; iot_prepaid rates prepaid items here."""
 
     @api.model
     def _keys_only_company_ids(self, company_ids):
@@ -396,13 +410,13 @@ class IotUsage(models.Model):
                   FROM fresh
             ),
             %(buckets)s
-            SELECT count(*) FROM inserted
+            SELECT device_id, min(timestamp), max(timestamp), count(*) FROM inserted GROUP BY device_id
             """,
             **_reading_arrays(rows), buckets=Bucket._aggregate_readings_sql("inserted", value_lists),
         ))
-        inserted = self.env.cr.fetchone()[0]
+        added = self.env.cr.fetchall()
         Bucket.invalidate_model()
-        return inserted
+        return self._usage_added(added)
 
     # ------------------------------------------------------------------
     # Pre-aggregated input (edge mediation)
@@ -548,7 +562,7 @@ class IotUsage(models.Model):
                  GROUP BY company_id, device_id, metric_id, bucket_start, bucket_stop
             ),
             %(buckets)s
-            SELECT count(*) FROM inserted
+            SELECT device_id, min(timestamp), max(timestamp), count(*) FROM inserted GROUP BY device_id
             """,
             arrays=SQL(", ").join(
                 SQL("%s::%s[]", [row[column] for row in rows], SQL(kind))
@@ -557,10 +571,10 @@ class IotUsage(models.Model):
             names=SQL(", ").join(SQL.identifier(column) for column in columns),
             source=source, now=fields.Datetime.now(), merged=BUCKETS_MERGE, buckets=Bucket._upsert_sql("merged"),
         ))
-        inserted = self.env.cr.fetchone()[0]
+        added = self.env.cr.fetchall()
         self.invalidate_model()
         Bucket.invalidate_model()
-        return inserted
+        return self._usage_added(added)
 
     @api.model
     def _store_rejected(self, rejected, source):

@@ -58,6 +58,22 @@ class IotUsageValuation(models.Model):
         Replaces their valuations and writes each schedule's usage figures, in a few
         statements for the whole set.
         """
+        scopes = self._usage_scopes(schedules)
+        measures = self.env["iot.usage.calculator"]._evaluate(scopes)
+        self._deduct_billed(measures, [scope.key for scope in scopes if scope.rerate])
+        rows = [
+            (scope.key, calculator, measures[scope.key, calculator.id])
+            for scope in scopes
+            for calculator in scope.calculators
+        ]
+        self._replace(schedules, rows)
+
+    @api.model
+    def _usage_scopes(self, schedules, to_date=False):
+        """The UsageScope of each schedule, keyed by its id: its rules, currency, price terms and
+        proration as billing values it. ``to_date``: measured over the device's usage of the
+        period's days as it stands (prepaid rating as readings arrive, before the period's
+        buckets are assigned to it) rather than over the buckets assigned to the schedule."""
         # What the scopes need of each schedule, in one query: a fleet's run values one
         # schedule per device, and per-record ORM reads would cost more than the valuation.
         schedules.flush_model()
@@ -95,17 +111,11 @@ class IotUsageValuation(models.Model):
             scopes.append(UsageScope(
                 key=schedule_id, calculators=rules,
                 currency=currencies[currency_id], device_id=device_id, date_from=date_from, date_to=date_to,
-                schedule_id=schedule_id, proration=shares[period], tz=tz, rerate=part == "late",
+                schedule_id=None if to_date else schedule_id, proration=shares[period], tz=tz,
+                rerate=part == "late" and not to_date,
                 convert=price_terms.converter(plan_id, company_id, fiscal_position_id, currency_id, invoice_date),
             ))
-        measures = self.env["iot.usage.calculator"]._evaluate(scopes)
-        self._deduct_billed(measures, [scope.key for scope in scopes if scope.rerate])
-        rows = [
-            (scope.key, calculator, measures[scope.key, calculator.id])
-            for scope in scopes
-            for calculator in scope.calculators
-        ]
-        self._replace(schedules, rows)
+        return scopes
 
     @api.model
     def _deduct_billed(self, measures, late_ids):
