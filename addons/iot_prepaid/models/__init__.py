@@ -8,3 +8,8 @@ from . import iot_contract_item
 from . import iot_usage
 from . import ir_http
 from . import res_company
+from . import iot_invoicing_schedule
+from . import product_product
+from . import account_move
+from . import iot_device
+from . import iot_device_command

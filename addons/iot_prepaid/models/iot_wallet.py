@@ -1,6 +1,6 @@
 from decimal import Decimal
 
-from odoo import api, fields, models
+from odoo import Command, api, fields, models
 from odoo.addons.iot_device.tools import to_decimal
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL
@@ -124,6 +124,52 @@ class IotWallet(models.Model):
         action = self.env["ir.actions.act_window"]._for_xml_id("iot_prepaid.iot_wallet_entry_action")
         action["domain"] = [("wallet_id", "=", self.id)]
         return action
+
+    def action_top_up(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Top Up"),
+            "res_model": "iot.wallet.topup",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"default_wallet_id": self.id},
+        }
+
+    def _create_topup(self, amount, priority=10, expires_at=False, post=True):
+        """The top-up invoice of ``amount`` of credit (tax excluded) and its waiting grant."""
+        self.ensure_one()
+        if amount <= 0:
+            raise UserError(self.env._("A top-up needs a positive amount."))
+        contract = self.contract_id
+        product = self.env["product.product"]._iot_prepaid_credit_product(self.company_id)
+        taxes = product.taxes_id._filter_taxes_by_company(self.company_id)
+        move_vals = {
+            "move_type": "out_invoice",
+            "partner_id": contract.partner_id.id,
+            "company_id": self.company_id.id,
+            "currency_id": self.currency_id.id,
+            "fiscal_position_id": contract.fiscal_position_id.id,
+            "invoice_payment_term_id": contract.payment_term_id.id,
+            "invoice_origin": contract.display_name,
+            "invoice_line_ids": [Command.create({
+                "product_id": product.id,
+                "name": self.env._("Prepaid credit — %s", contract.display_name),
+                "quantity": 1.0,
+                "price_unit": amount,
+                "tax_ids": [Command.set(contract.fiscal_position_id.map_tax(taxes).ids)],
+            })],
+        }
+        if contract.journal_id:
+            move_vals["journal_id"] = contract.journal_id.id
+        move = self.env["account.move"].create(move_vals)
+        self.env["iot.wallet.grant"].create({
+            "wallet_id": self.id, "kind": "topup", "amount": amount, "priority": priority,
+            "expires_at": expires_at, "move_id": move.id, "name": self.env._("Top-up"),
+        })
+        if post:
+            move.action_post()
+        return move
 
     # ------------------------------------------------------------------
     # The ledger: every change of a balance goes through _post_entries, under the wallet's lock
@@ -510,7 +556,87 @@ class IotWallet(models.Model):
                 })
         self._debit(debits)
 
+    # ------------------------------------------------------------------
+    # Thresholds: low credit, no credit
+    # ------------------------------------------------------------------
+    def _low_balance_level(self):
+        """The available credit at or below which the customer is told: the larger of the
+        amount and the percent of the last top-up; None when neither is set."""
+        self.ensure_one()
+        levels = []
+        if self.low_balance_amount:
+            levels.append(self.low_balance_amount)
+        if self.low_balance_percent and self.last_topup_amount:
+            levels.append(self.currency_id.round(self.last_topup_amount * self.low_balance_percent / 100))
+        return max(levels) if levels else None
+
     def _check_credit(self):
-        """Hook after every ledger change (the caller holds the wallets' lock): low-balance
-        notices and blocking at zero (iot_prepaid's own thresholds)."""
+        """After every ledger change (the caller holds the wallets' lock): tell the customer and
+        the platform when the credit is low, block the prepaid devices when none is available,
+        unblock them once it is above zero again. Commands go out after commit."""
+        self.invalidate_recordset(["balance", "reserved", "available"])
+        to_notify, to_block, to_unblock, recovered = (self.browse() for _i in range(4))
+        for wallet in self.sudo():
+            level = wallet._low_balance_level()
+            available = wallet.available
+            if wallet.currency_id.compare_amounts(available, 0) <= 0:
+                to_block |= wallet.filtered(lambda w: not w.blocked_no_credit)
+            elif wallet.blocked_no_credit:
+                to_unblock |= wallet
+            if level is not None and wallet.currency_id.compare_amounts(available, level) <= 0:
+                to_notify |= wallet.filtered(lambda w: not w.low_balance_notified)
+            elif wallet.low_balance_notified:
+                recovered |= wallet
+        if recovered:
+            recovered.sudo().with_context(iot_wallet_ledger=True).write({"low_balance_notified": False})
+        if to_notify:
+            to_notify.sudo()._notify_low_balance()
+        if to_block:
+            to_block.sudo()._block_no_credit()
+        if to_unblock:
+            to_unblock.sudo()._unblock_credit()
         return True
+
+    def _prepaid_devices(self):
+        """The devices of the wallets' prepaid contract items, by wallet."""
+        items = self.env["iot.contract.item"].search([("contract_id", "in", self.contract_id.ids),
+                                                       ("device_id", "!=", False)])
+        items = items.filtered(lambda item: item._iot_is_prepaid())
+        return {wallet: items.filtered(lambda item, wallet=wallet: item.contract_id == wallet.contract_id).device_id
+                for wallet in self}
+
+    def _notify_low_balance(self):
+        self.with_context(iot_wallet_ledger=True).write({"low_balance_notified": True})
+        template = self.env.ref("iot_prepaid.iot_wallet_mail_template_low_balance")
+        Command = self.env["iot_billing.device.command"]
+        for wallet, devices in self._prepaid_devices().items():
+            template.send_mail(wallet.id)
+            description = self.env._("Low credit: %s available", wallet.currency_id.format(wallet.available))
+            running = devices.filtered(lambda device: device.state in ("active", "suspended"))
+            running._log_events("low_balance", description=description)
+            if running:
+                Command._enqueue(running, "low_balance", {
+                    "balance": wallet.balance, "available": wallet.available, "currency": wallet.currency_id.name,
+                })
+
+    def _block_no_credit(self):
+        """No credit available: the prepaid devices are blocked (suspended, reason no credit; a
+        ``block`` command each, sent after commit), as dunning blocks for unpaid."""
+        self.with_context(iot_wallet_ledger=True).write({"blocked_no_credit": True})
+        for devices in self._prepaid_devices().values():
+            active = devices.filtered(lambda device: device.state == "active" and not device.iot_no_credit)
+            if "iot_never_block" in active._fields:  # iot_dunning's exemption, when installed
+                active = active.filtered(lambda device: not device.iot_never_block)
+            if active:
+                active._apply_transition("suspend", self.env._("Blocked: no credit"))
+                active.write({"iot_no_credit": True})
+
+    def _unblock_credit(self):
+        """Credit is available again: the devices blocked for no credit resume (``unblock``
+        after commit), in the transaction that brought the credit (the payment's)."""
+        self.with_context(iot_wallet_ledger=True).write({"blocked_no_credit": False})
+        for devices in self._prepaid_devices().values():
+            blocked = devices.filtered(lambda device: device.iot_no_credit and device.state == "suspended")
+            if blocked:
+                blocked.with_context(iot_prepaid_release=True)._apply_transition(
+                    "resume", self.env._("Unblocked: credit available"))

@@ -1,1 +1,3 @@
 from . import test_prepaid_ledger
+from . import test_prepaid_golden
+from . import test_prepaid_credit

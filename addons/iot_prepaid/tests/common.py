@@ -82,4 +82,5 @@ class IotPrepaidCommon(IotUsageCommon):
 
 
 def tiers(*rows):
-    return [Command.create({"from_quantity": start, "unit_price": price, "flat_fee": fee}) for start, price, fee in rows]
+    return [Command.create({"from_quantity": start, "unit_price": price, "flat_fee": fee})
+            for start, price, fee in rows]
