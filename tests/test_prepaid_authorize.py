@@ -207,6 +207,13 @@ def test_bad_input_and_bad_key_are_json_errors(odoo_server, api_key):
                                                                           "quantity": 1}, headers=headers, timeout=30)
         assert response.status_code == 401 and response.headers["Content-Type"] == "application/json"
         assert "error" in response.json()
+    # A key checked once is remembered by the worker; revoked, it fails at once all the same.
+    revoked = make_api_key(odoo_server.db, BRIDGE_LOGIN)
+    assert Platform(odoo_server.url, revoked).authorize("NO-SUCH-DEVICE", 1)["reason"] == "unknown device"
+    sql(odoo_server.db, "DELETE FROM res_users_apikeys WHERE index = %s", (revoked[:8],))
+    status, answer = Platform(odoo_server.url, revoked).post("/iot/authorize", {"identifier": "X", "metric": "kwh",
+                                                                                "quantity": 1})
+    assert (status, answer) == (401, {"error": "invalid API key"})
     response = platform.session.get(odoo_server.url + "/iot/authorize", timeout=30)
     assert response.status_code == 405 and response.json() == {"error": "use POST with a JSON body"}
 

@@ -51,8 +51,9 @@ class IotAuthorization(http.Controller):
     """May this device use this much now? Answered from the prepaid credit, the hold kept
     until the platform confirms what was used (a reading), releases it, or it expires.
 
-    Authenticated by an API key (``Authorization: Bearer <key>``) of a user who may send
-    readings (the Integration user). Refusals are answers (HTTP 200, ``authorized: false``
+    Authenticated by an Odoo API key (``Authorization: Bearer <key>``, checked as
+    ``auth="bearer"`` checks it, the check remembered: models/ir_http.py) of a user who may
+    send readings (the Integration user). Refusals are answers (HTTP 200, ``authorized: false``
     and a reason); malformed input is HTTP 400 with the reason; every answer is JSON.
     """
 
@@ -70,7 +71,7 @@ class IotAuthorization(http.Controller):
             request.env.cr.rollback()
             return json_response({"error": str(error)}, status=403)
 
-    @http.route("/iot/authorize", type="http", auth="bearer", csrf=False, save_session=False)
+    @http.route("/iot/authorize", type="http", auth="iot_api_key", csrf=False, save_session=False)
     def authorize(self):
         def handle(body):
             identifier = require_identifier(body)
@@ -82,7 +83,7 @@ class IotAuthorization(http.Controller):
 
         return self._answer(handle)
 
-    @http.route("/iot/authorize/confirm", type="http", auth="bearer", csrf=False,
+    @http.route("/iot/authorize/confirm", type="http", auth="iot_api_key", csrf=False,
                 save_session=False)
     def confirm(self):
         def handle(body):
@@ -92,7 +93,7 @@ class IotAuthorization(http.Controller):
 
         return self._answer(handle)
 
-    @http.route("/iot/authorize/release", type="http", auth="bearer", csrf=False,
+    @http.route("/iot/authorize/release", type="http", auth="iot_api_key", csrf=False,
                 save_session=False)
     def release(self):
         def handle(body):
