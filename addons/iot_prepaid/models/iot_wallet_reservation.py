@@ -86,15 +86,14 @@ class IotWalletReservation(models.Model):
         """
         self.env["iot.usage"].check_access("create")  # who may send readings may ask to
         now = fields.Datetime.now()
-        facts = self._authorization_facts(identifier, now)
+        facts = self._authorization_facts(identifier, metric, now)
         if not facts:
             return _refusal(UNKNOWN_DEVICE)
-        device_id, device_state, schedule_id, prepaid, contract_id, wallet_id = facts
+        device_id, device_state, metric_id, schedule_id, prepaid, contract_id, wallet_id, held = facts
         if device_state == "suspended":
             return _refusal(DEVICE_BLOCKED)
         if device_state != "active":
             return _refusal(DEVICE_INACTIVE)
-        metric_id = self._metric_id(metric)
         if not metric_id:
             return _refusal(UNKNOWN_METRIC)
         if not prepaid:
@@ -106,7 +105,6 @@ class IotWalletReservation(models.Model):
         if not wallet_id:
             wallet_id = self.env["iot.wallet"]._for_contracts(self.env["iot.contract"].browse(contract_id)).id
         self._expire_due(wallet_id, now)
-        held = self._held_quantity(wallet_id, device_id, metric_id, now)
         schedule = self.env["iot.invoicing.schedule"].browse(schedule_id)
         amount = self._hold_amount(schedule, metric_id, held, quantity)
         hold_minutes = self.env.company.iot_prepaid_hold_minutes or 15
@@ -217,16 +215,23 @@ class IotWalletReservation(models.Model):
     # The statements behind the API
     # ------------------------------------------------------------------
     @api.model
-    def _authorization_facts(self, identifier, now):
-        """``(device id, device state, running schedule id, prepaid, contract id, wallet id)`` of
-        the current company's device ``identifier``, or None: one indexed query."""
+    def _authorization_facts(self, identifier, metric, now):
+        """``(device id, device state, metric id, running schedule id, prepaid, contract id,
+        wallet id, held)`` of the current company's device ``identifier``, or None: one indexed
+        query. ``held``: what the device's open holds of the metric already asked for (a new
+        hold is priced after them: its tier follows theirs)."""
         for model in ("iot_billing.device", "iot.contract.item", "iot.invoicing.schedule", "iot.contract",
                       "iot.wallet"):
             self.env[model].flush_model()
         rows = self.env.execute_query(SQL(
             """
-            SELECT device.id, device.state, schedule.id, coalesce(%(prepaid)s, false), contract.id, wallet.id
+            SELECT device.id, device.state, metric.id, schedule.id, coalesce(%(prepaid)s, false), contract.id,
+                   wallet.id,
+                   (SELECT coalesce(sum(hold.quantity), 0) FROM iot_wallet_reservation hold
+                     WHERE hold.wallet_id = wallet.id AND hold.state = 'open' AND hold.expires_at > %(now)s
+                       AND hold.device_id = device.id AND hold.metric_id = metric.id)
               FROM iot_billing_device device
+              LEFT JOIN iot_usage_metric metric ON metric.code = %(metric)s AND metric.active
               LEFT JOIN LATERAL (
                    SELECT item.id, item.contract_id, item.product_id FROM iot_contract_item item
                     WHERE item.device_id = device.id AND item.state = 'running'
@@ -245,26 +250,12 @@ class IotWalletReservation(models.Model):
              WHERE device.company_id = %(company_id)s AND device.identifier = %(identifier)s
             """,
             prepaid=SQL(self.env["iot.contract"]._iot_prepaid_sql("contract", "template")),
-            now=now, company_id=self.env.company.id, identifier=identifier,
+            now=now, company_id=self.env.company.id, identifier=identifier, metric=metric,
         ))
-        return rows[0] if rows else None
-
-    @api.model
-    def _metric_id(self, code):
-        rows = self.env.execute_query(SQL("SELECT id FROM iot_usage_metric WHERE code = %s AND active", code))
-        return rows[0][0] if rows else None
-
-    @api.model
-    def _held_quantity(self, wallet_id, device_id, metric_id, now):
-        """What the device's open holds of the metric already asked for: a new hold is priced
-        after them (its tier follows theirs)."""
-        rows = self.env.execute_query(SQL(
-            """SELECT coalesce(sum(quantity), 0)::text FROM iot_wallet_reservation
-                WHERE wallet_id = %s AND state = 'open' AND expires_at > %s
-                  AND device_id = %s AND metric_id = %s""",
-            wallet_id, now, device_id, metric_id,
-        ))
-        return Decimal(rows[0][0])
+        if not rows:
+            return None
+        *facts, held = rows[0]
+        return (*facts, to_decimal(held))
 
     @api.model
     def _hold_amount(self, schedule, metric_id, held, asked):
