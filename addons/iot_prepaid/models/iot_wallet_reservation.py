@@ -144,7 +144,7 @@ class IotWalletReservation(models.Model):
         balance, available = Decimal(balance), Decimal(available)
         if not reservation_id:
             return _refusal(NO_CREDIT, balance=balance, available=available, amount=amount)
-        self.invalidate_model()
+        self._invalidate_holds()
         return {
             "authorized": True,
             "reservation_id": reservation_id,
@@ -188,7 +188,7 @@ class IotWalletReservation(models.Model):
                 WHERE id = %s""",
             quantity, fields.Datetime.now(), self.env.uid, fields.Datetime.now(), reservation_id,
         ))
-        self.invalidate_model()
+        self._invalidate_holds()
         return self._confirmed_answer(reservation_id)
 
     @api.model
@@ -207,7 +207,7 @@ class IotWalletReservation(models.Model):
                           write_date = %s WHERE id = %s""",
                 fields.Datetime.now(), self.env.uid, fields.Datetime.now(), reservation_id,
             ))
-            self.invalidate_model()
+            self._invalidate_holds()
         # An expired hold was released by its expiry: releasing it again changes nothing.
         return dict(self._wallet_answer(reservation_id), released=True, reservation_id=reservation_id)
 
@@ -301,6 +301,7 @@ class IotWalletReservation(models.Model):
                                    ORDER BY id FOR UPDATE SKIP LOCKED)""",
             now=now, wallet_id=wallet_id,
         ))
+        self._invalidate_holds()
 
     @api.model
     def _lock_for_closing(self, reservation_id):
@@ -331,7 +332,14 @@ class IotWalletReservation(models.Model):
                 WHERE id = %(id)s AND state = 'open' AND expires_at <= %(now)s RETURNING id""",
             now=fields.Datetime.now(), id=reservation_id,
         ))
+        self._invalidate_holds()
         return bool(rows)
+
+    @api.model
+    def _invalidate_holds(self):
+        """The holds changed by SQL: their records and the wallets' reserved credit are read again."""
+        self.invalidate_model()
+        self.env["iot.wallet"].invalidate_model(["reserved", "available"])
 
     @api.model
     def _wallet_answer(self, reservation_id):
@@ -373,7 +381,7 @@ class IotWalletReservation(models.Model):
                RETURNING id""",
             now=now, limit=limit,
         ))
-        self.invalidate_model()
+        self._invalidate_holds()
         self.env["ir.cron"]._notify_progress(done=len(rows), remaining=int(len(rows) == limit))
         return len(rows)
 
