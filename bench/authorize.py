@@ -1,9 +1,9 @@
 """Prepaid authorization under load (issue 24): POST /iot/authorize from a second process.
 
 Odoo runs with prefork workers and its default limits. The load generator is open-loop: each
-request has its due time (rate-controlled), is sent on a free keep-alive connection of a pool
-(opened as needed), and its latency counts from its due time, so a server that falls behind
-shows it (no coordinated omission). Over 10,000 devices and 1,000 wallets (ten devices per
+request has its due time (rate-controlled), is sent on a connection of its own (Odoo's
+HTTP/1.0 server closes each after its answer), and its latency counts from its due time, so a
+server that falls behind shows it (no coordinated omission). Over 10,000 devices and 1,000 wallets (ten devices per
 prepaid contract). Afterwards the ledger is checked: no wallet holds more than its balance, and
 every balance is the sum of its entries.
 
@@ -28,13 +28,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
 from passlib.context import CryptContext  # noqa: E402
 
-DEVICES, WALLETS = 10000, 1000
 UNIT_PRICE = 0.5
 CREDIT = 10.0  # 20 holds of 1 kWh per wallet: at 1,000 requests/s the wallets run out (refusals)
 API_KEY_CONTEXT = CryptContext(["pbkdf2_sha512"], pbkdf2_sha512__rounds=6000)  # as res_users.KEY_CRYPT_CONTEXT
 
 
-def setup(db, server, tag):
+def setup(db, server, tag, devices, wallets):
     """Prepaid and postpaid plans, 1,000 prepaid contracts of ten devices with credit, and
     1,000 postpaid devices for the ingestion baseline. Returns the identifiers."""
     client = server.client()
@@ -53,19 +52,20 @@ def setup(db, server, tag):
                                                   "unit_price": UNIT_PRICE})
         plans[kind] = code
     partner = client("res.partner", "create", {"name": "Authorization bench " + tag})
-    contracts = ["AUTH-%s-%04d" % (tag, n) for n in range(WALLETS + 1)]  # the last one: postpaid
+    contracts = ["AUTH-%s-%04d" % (tag, n) for n in range(wallets + 1)]  # the last one: postpaid
     ids = client("iot.contract", "create", [{"name": ref, "reference": ref, "partner_id": partner, "tz": "UTC"}
                                             for ref in contracts])
     client("iot.contract", "write", ids, {"state": "running"})
-    prepaid = ["AUTH-%s-D%05d" % (tag, n) for n in range(DEVICES)]
-    postpaid = ["AUTH-%s-P%05d" % (tag, n) for n in range(1000)]
+    per_wallet = devices // wallets
+    prepaid = ["AUTH-%s-D%05d" % (tag, n) for n in range(devices)]
+    postpaid = ["AUTH-%s-P%05d" % (tag, n) for n in range(max(1, devices // 10))]
     start = date.today().replace(day=1).isoformat()
-    for chunk in range(0, DEVICES + 1000, 2000):
+    for chunk in range(0, len(prepaid) + len(postpaid), 2000):
         identifiers = (prepaid + postpaid)[chunk:chunk + 2000]
         client("iot_billing.device", "api_register", [{"identifier": i} for i in identifiers])
         answer = client("iot_billing.device", "api_activate", [
-            {"identifier": i, "contract": contracts[n // 10] if n < DEVICES else contracts[-1],
-             "plan": plans["pre"] if n < DEVICES else plans["post"], "date_start": start}
+            {"identifier": i, "contract": contracts[n // per_wallet] if n < devices else contracts[-1],
+             "plan": plans["pre"] if n < devices else plans["post"], "date_start": start}
             for n, i in enumerate(identifiers, start=chunk)])
         assert all("error" not in entry for entry in answer), [e for e in answer if "error" in e][:3]
     wallets = client("iot.wallet", "create", [{"contract_id": contract_id} for contract_id in ids[:-1]])
@@ -82,52 +82,41 @@ def api_key(db, login="admin"):
     return key
 
 
-class Connection:
-    """One keep-alive HTTP/1.1 connection: a request, then its response (Content-Length)."""
-
-    def __init__(self, reader, writer):
-        self.reader, self.writer = reader, writer
-
-    @classmethod
-    async def open(cls, port):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        return cls(reader, writer)
-
-    async def post(self, path, body, key):
+async def post(port, path, body, key):
+    """One request on its own connection: Odoo's HTTP server speaks HTTP/1.0 and closes the
+    connection after each response (a deployment's proxy keeps the clients' connections)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
         payload = json.dumps(body).encode()
-        self.writer.write(("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
-                           "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-                           % (path, key, len(payload))).encode() + payload)
-        head = await self.reader.readuntil(b"\r\n\r\n")
+        writer.write(("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
+                      "Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                      % (path, key, len(payload))).encode() + payload)
+        head = await reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split()[1])
         length = next(int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:"))
-        data = await self.reader.readexactly(length)
-        return status, json.loads(data)
-
-    def close(self):
-        self.writer.close()
+        return status, json.loads(await reader.readexactly(length))
+    finally:
+        writer.close()
 
 
-async def load(port, key, identifiers, rate, seconds, max_connections=200):
+async def load(port, key, identifiers, rate, seconds, max_in_flight=200):
     """Send ``rate`` authorizations a second for ``seconds``: ``(latencies s, outcomes, errors,
-    achieved rate, connections)``."""
-    idle, opened = [], [0]
+    achieved rate, most requests in flight)``."""
     latencies, outcomes, errors = [], {}, []
+    in_flight, most = [0], [0]
     total = int(rate * seconds)
     started = time.monotonic() + 0.2
-    slots = asyncio.Semaphore(max_connections)
+    slots = asyncio.Semaphore(max_in_flight)
 
     async def one(number):
         due = started + number / rate
         await asyncio.sleep(max(0.0, due - time.monotonic()))
         async with slots:
-            connection = idle.pop() if idle else None
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
             try:
-                if connection is None:
-                    opened[0] += 1
-                    connection = await Connection.open(port)
-                status, answer = await connection.post("/iot/authorize", {
+                status, answer = await post(port, "/iot/authorize", {
                     "identifier": random.choice(identifiers), "metric": "kwh", "quantity": 1}, key)
                 latencies.append(time.monotonic() - due)
                 if status != 200:
@@ -135,17 +124,13 @@ async def load(port, key, identifiers, rate, seconds, max_connections=200):
                 else:
                     outcome = "authorized" if answer["authorized"] else answer["reason"]
                     outcomes[outcome] = outcomes.get(outcome, 0) + 1
-                idle.append(connection)
             except (OSError, asyncio.IncompleteReadError, ValueError) as error:
                 errors.append(("exception", repr(error)))
-                if connection:
-                    connection.close()
+            finally:
+                in_flight[0] -= 1
 
     await asyncio.gather(*(one(number) for number in range(total)))
-    elapsed = time.monotonic() - started
-    for connection in idle:
-        connection.close()
-    return latencies, outcomes, errors, total / elapsed, opened[0]
+    return latencies, outcomes, errors, total / (time.monotonic() - started), most[0]
 
 
 def ledger_check(db, wallets):
@@ -192,16 +177,16 @@ def freshness(db, client, prepaid, wallets, rounds=20):
     return results
 
 
-def ingestion(client, prepaid, postpaid, rounds=3):
-    """10,000-reading batches, prepaid devices and postpaid devices alternately: readings/s each."""
+def ingestion(client, prepaid, postpaid, size, rounds=3):
+    """``size``-reading batches, prepaid devices and postpaid devices alternately: readings/s each."""
     rates = {"prepaid": [], "postpaid": []}
     for number in range(rounds):
         for kind, identifiers in (("prepaid", prepaid), ("postpaid", postpaid)):
-            batch = readings(identifiers, 10000, "ingest-%s-%d" % (kind, number), 2 + number)
+            batch = readings(identifiers, size, "ingest-%s-%d" % (kind, number), 2 + number)
             started = time.monotonic()
             answer = client("iot.usage", "api_ingest", batch)
-            rates[kind].append(10000 / (time.monotonic() - started))
-            assert answer["accepted"] == 10000, answer
+            rates[kind].append(size / (time.monotonic() - started))
+            assert answer["accepted"] == size, answer
     return rates
 
 
@@ -210,6 +195,9 @@ def main():
     parser.add_argument("--rates", default="200,1000")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--devices", type=int, default=10000)
+    parser.add_argument("--wallets", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=10000, help="readings per ingestion batch")
     args = parser.parse_args()
     db = args.db if args.db != benchlib.DEFAULT_DB else "bench_prepaid"
     benchlib.ensure_database(db, reset=args.reset)
@@ -217,7 +205,7 @@ def main():
     tag = uuid.uuid4().hex[:6].upper()
     with benchlib.OdooServer(db, workers=args.workers, cron_workers=0, log_path="/tmp/bench-authorize.log") as server:
         started = time.monotonic()
-        prepaid, postpaid, wallets = setup(db, server, tag)
+        prepaid, postpaid, wallets = setup(db, server, tag, args.devices, args.wallets)
         print("setup: %d prepaid devices on %d wallets, %d postpaid devices (%.0f s)"
               % (len(prepaid), len(wallets), len(postpaid), time.monotonic() - started))
         key = api_key(db)
@@ -225,19 +213,19 @@ def main():
         # A short warm-up: every worker loads its registry before anything is timed.
         asyncio.run(load(server.port, key, prepaid, 50, 2))
         for rate in [int(value) for value in args.rates.split(",")]:
-            latencies, outcomes, errors, achieved, connections = asyncio.run(
+            latencies, outcomes, errors, achieved, most = asyncio.run(
                 load(server.port, key, prepaid, rate, args.seconds))
             overdrawn, unbalanced, least = ledger_check(db, wallets)
             rows.append([rate, "%.0f" % achieved, len(latencies), "%.1f" % (statistics.median(latencies) * 1000),
                          "%.1f" % (percentile(latencies, 0.99) * 1000), "%.1f" % (max(latencies) * 1000),
-                         len(errors), outcomes.get("authorized", 0), outcomes.get("no credit", 0), connections,
+                         len(errors), outcomes.get("authorized", 0), outcomes.get("no credit", 0), most,
                          len(overdrawn), len(unbalanced), least])
             if errors:
                 print("errors at %d/s (first 3):" % rate, errors[:3])
         benchlib.print_table(
             "Authorizations (open loop, %g s per rate, %d workers)" % (args.seconds, args.workers),
             ["asked/s", "achieved/s", "answers", "p50 ms", "p99 ms", "max ms", "errors", "authorized", "no credit",
-             "connections", "wallets overdrawn", "balance != ledger", "least available"], rows)
+             "most in flight", "wallets overdrawn", "balance != ledger", "least available"], rows)
 
         client = server.client()
         fresh = freshness(db, client, prepaid, wallets)
@@ -246,9 +234,9 @@ def main():
             ["rounds", "debit missing from the balance", "median read delay ms"],
             [[len(fresh), sum(missing for _d, missing in fresh), "%.2f" % (statistics.median(
                 delay for delay, _m in fresh) * 1000)]])
-        rates = ingestion(client, prepaid, postpaid)
+        rates = ingestion(client, prepaid, postpaid, args.batch)
         benchlib.print_table(
-            "Ingestion, 10,000-reading batches (alternately)",
+            "Ingestion, %d-reading batches (alternately)" % args.batch,
             ["items", "readings/s per round", "median"],
             [[kind, ", ".join("%.0f" % rate for rate in values), "%.0f" % statistics.median(values)]
              for kind, values in rates.items()])
