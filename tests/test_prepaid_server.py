@@ -97,6 +97,18 @@ def test_top_up_debit_low_balance_block_then_top_up_unblocks(odoo_server, broker
                       ["state", "iot_no_credit", "iot_credit_available"], login=BRIDGE_LOGIN, password=BRIDGE_KEY)
         assert {(d["state"], d["iot_no_credit"], d["iot_credit_available"]) for d in devices} == {
             ("suspended", True, -1.0)}
+        # The platform cannot resume them, nor post them as resumed: refused per entry, with the reason.
+        reason = "device %r is blocked for no credit: a top-up of its contract's prepaid credit releases it"
+        resumed = rpc("iot_billing.device", "api_resume", [{"identifier": identifiers[0]}, {"identifier": "ghost"}],
+                      login=BRIDGE_LOGIN, password=BRIDGE_KEY)
+        assert resumed == [{"identifier": identifiers[0], "error": reason % identifiers[0]},
+                           {"identifier": "ghost", "error": "unknown device 'ghost'"}], resumed
+        now = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        posted = rpc("iot_billing.device", "api_post_events", [
+            {"identifier": identifiers[1], "event_type": "resumed", "timestamp": now},
+            {"identifier": identifiers[1], "event_type": "door_open", "timestamp": now}],
+            login=BRIDGE_LOGIN, password=BRIDGE_KEY)
+        assert (posted["accepted"], posted["rejected"]) == (1, [{"index": 0, "reason": reason % identifiers[1]}])
 
         # A paid top-up: credit above zero, the devices are unblocked by the payment.
         _pay_topup(rpc, wallet, 20.0)

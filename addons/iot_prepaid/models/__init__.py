@@ -13,3 +13,4 @@ from . import product_product
 from . import account_move
 from . import iot_device
 from . import iot_device_command
+from . import account_chart_template

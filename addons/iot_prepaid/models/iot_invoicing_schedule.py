@@ -62,13 +62,16 @@ class IotInvoicingSchedule(models.Model):
         if not credits:
             return parts
         label = self.env._("Prepaid credit applied — %(item)s — %(date_from)s to %(date_to)s")
+        products = {}  # one look-up per company, not per period
         for schedule in prepaid.filtered(lambda schedule: schedule.id in credits):
             credit = credits[schedule.id]
-            product = self.env["product.product"]._iot_prepaid_credit_product(schedule.company_id)
+            if schedule.company_id not in products:
+                products[schedule.company_id] = self.env["product.product"]._iot_prepaid_credit_product(
+                    schedule.company_id)
+            product = products[schedule.company_id]
             parts.append({
                 "schedule_id": schedule.id,
                 "kind": "usage",
-                "iot_prepaid_credit": True,
                 "product_id": product.id,
                 "name": label % {"item": schedule.contract_item_id.name, "date_from": schedule.date_from,
                                  "date_to": schedule.date_to},
@@ -80,11 +83,34 @@ class IotInvoicingSchedule(models.Model):
         return parts
 
     def _iot_link_invoice_lines(self, line_parts):
+        """Each period's credit applied is linked to the invoice line that deducts it, found by
+        its product: the staged parts of a contract billed in steps keep only their schedule,
+        kind and valuation, so the line, not the part, says it is the credit's."""
         super()._iot_link_invoice_lines(line_parts)
-        pairs = [(part["schedule_id"], line_id) for line_id, parts in line_parts for part in parts
-                 if part.get("iot_prepaid_credit")]
-        for schedule_id, line_id in pairs:
-            self.browse(schedule_id).iot_credit_line_id = line_id
+        line_ids = [line_id for line_id, _parts in line_parts]
+        if not line_ids:
+            return
+        self.env["account.move.line"].flush_model(["product_id"])
+        self.env["product.template"].flush_model(["iot_prepaid_credit"])
+        credit_lines = {line_id for (line_id,) in self.env.execute_query(SQL(
+            """SELECT line.id FROM account_move_line line
+                 JOIN product_product product ON product.id = line.product_id
+                 JOIN product_template template ON template.id = product.product_tmpl_id
+                WHERE line.id = ANY(%s) AND template.iot_prepaid_credit""",
+            line_ids,
+        ))}
+        pairs = {part["schedule_id"]: line_id for line_id, parts in line_parts if line_id in credit_lines
+                 for part in parts}
+        if not pairs:
+            return
+        self.flush_model(["iot_credit_line_id"])
+        self.env.cr.execute(SQL(
+            """UPDATE iot_invoicing_schedule schedule SET iot_credit_line_id = row.line_id
+                 FROM unnest(%s::int[], %s::int[]) AS row(id, line_id)
+                WHERE schedule.id = row.id""",
+            list(pairs), list(pairs.values()),
+        ))
+        self.invalidate_model(["iot_credit_line_id"])
 
     def _iot_state_changed(self, state):
         result = super()._iot_state_changed(state)

@@ -143,6 +143,16 @@ class IotWallet(models.Model):
             raise UserError(self.env._("A top-up needs a positive amount."))
         contract = self.contract_id
         product = self.env["product.product"]._iot_prepaid_credit_product(self.company_id)
+        account = product.product_tmpl_id.with_company(self.company_id)._get_product_accounts()["income"]
+        if account.account_type not in ("liability_current", "liability_non_current"):
+            # Credit sold is owed to the customer until used: booked as income, it would be
+            # counted twice (at the top-up and at the period invoice that consumes it).
+            raise UserError(self.env._(
+                "The product %(product)s has no customer-advance account in %(company)s (its income "
+                "account is %(account)s): set a liability account such as Deferred Revenue on it.",
+                product=product.display_name, company=self.company_id.name,
+                account=account.display_name or self.env._("none"),
+            ))
         taxes = product.taxes_id._filter_taxes_by_company(self.company_id)
         move_vals = {
             "move_type": "out_invoice",
@@ -292,7 +302,8 @@ class IotWallet(models.Model):
         re-rating lowered it). Each is paid by the grants covering it (see _allocate); what no
         grant covers is debited all the same (the balance goes below zero) and billed with the
         period. A negative amount gives back, to the grants that paid that period and rule, the
-        last paid first, after what no grant covered."""
+        last paid first, after what no grant covered; what goes back to an expired grant expires
+        again at once, so that all credit stays held by a grant."""
         debits = [debit for debit in debits if debit["amount"]]
         if not debits:
             return
@@ -312,10 +323,15 @@ class IotWallet(models.Model):
                     rows.append(dict(base, grant_id=None, amount=-uncovered))
                 continue
             back = -debit["amount"]
-            for grant_id, paid in refunds.get((debit["schedule_id"], debit["calculator_id"]), []):
+            for grant_id, paid, expired in refunds.get((debit["schedule_id"], debit["calculator_id"]), []):
                 part = min(paid, back)
                 if part > 0:
                     rows.append(dict(base, grant_id=grant_id, amount=part))
+                    if expired:
+                        # Had the usage not been, this credit would have expired with its grant:
+                        # given back, it expires at once (the balance does not move).
+                        rows.append({"wallet_id": debit["wallet_id"], "grant_id": grant_id, "kind": "expiry",
+                                     "amount": -part, "reason": self.env._("Credit given back to an expired grant")})
                     back -= part
             if back:
                 rows.append(dict(base, grant_id=None, amount=back))
@@ -324,20 +340,21 @@ class IotWallet(models.Model):
 
     @api.model
     def _paid_by_grant(self, debits):
-        """``{(schedule id, calculator id): [(grant id or None, amount paid)]}`` for the periods
-        and rules of ``debits``: what no grant covered first, then the grants last paid first.
-        Grants no longer active take nothing back (an expired remainder has left the balance)."""
+        """``{(schedule id, calculator id): [(grant id or None, amount paid, grant expired)]}``
+        for the periods and rules of ``debits``: what no grant covered first, then the grants
+        last paid first. An expired grant takes its part back and loses it again (_debit)."""
         if not debits:
             return {}
         self.env["iot.wallet.entry"].flush_model()
+        self.env["iot.wallet.grant"].flush_model(["state"])
         rows = self.env.execute_query(SQL(
             """
-            SELECT entry.schedule_id, entry.calculator_id, entry.grant_id, (-sum(entry.amount))::text
+            SELECT entry.schedule_id, entry.calculator_id, entry.grant_id, (-sum(entry.amount))::text,
+                   coalesce(bool_or(grant_.state = 'expired'), false)
               FROM iot_wallet_entry entry
               LEFT JOIN iot_wallet_grant grant_ ON grant_.id = entry.grant_id
              WHERE entry.kind = 'debit' AND (entry.schedule_id, entry.calculator_id) IN (
                    SELECT * FROM unnest(%s::int[], %s::int[]))
-               AND (entry.grant_id IS NULL OR grant_.state IN ('active', 'exhausted'))
              GROUP BY entry.schedule_id, entry.calculator_id, entry.grant_id
             HAVING sum(entry.amount) < 0
              ORDER BY entry.grant_id IS NOT NULL, max(entry.id) DESC
@@ -345,8 +362,8 @@ class IotWallet(models.Model):
             [debit["schedule_id"] for debit in debits], [debit["calculator_id"] for debit in debits],
         ))
         paid = {}
-        for schedule_id, calculator_id, grant_id, amount in rows:
-            paid.setdefault((schedule_id, calculator_id), []).append((grant_id, Decimal(amount)))
+        for schedule_id, calculator_id, grant_id, amount, expired in rows:
+            paid.setdefault((schedule_id, calculator_id), []).append((grant_id, Decimal(amount), expired))
         return paid
 
     def _settle_uncovered(self):

@@ -79,6 +79,14 @@ class IotPrepaidCommon(IotUsageCommon):
             mine = balance_entries.filtered(lambda e, grant=grant: e.grant_id == grant)
             self.assertEqual(wallet.currency_id.compare_amounts(grant.remaining, sum(mine.mapped("amount"))), 0,
                              grant.name)
+            if grant.state == "expired":
+                self.assertTrue(wallet.currency_id.is_zero(grant.remaining), "an expired grant holds nothing")
+        # All credit is held by grants: what no grant holds is only usage still owed (<= 0).
+        unheld = sum(balance_entries.filtered(lambda e: not e.grant_id).mapped("amount"))
+        self.assertLessEqual(wallet.currency_id.compare_amounts(unheld, 0), 0, "credit held by no grant: %s" % unheld)
+        held = sum(wallet.grant_ids.filtered(lambda g: g.state in ("active", "exhausted")).mapped("remaining"))
+        self.assertEqual(wallet.currency_id.compare_amounts(wallet.balance, held + unheld), 0,
+                         "balance %s != active grants' remainders %s + usage owed %s" % (wallet.balance, held, unheld))
 
 
 def tiers(*rows):

@@ -69,6 +69,34 @@ class TestPrepaidLedger(IotPrepaidCommon):
         self.assertEqual(self._debited(self.april_1), Decimal("12.00"))
         self.assertLedgerConsistent()
 
+    def test_re_rating_lower_after_the_paying_grant_expired_gives_back_nothing(self):
+        """A refund of usage an expired grant paid goes back to it and expires again: that credit
+        would have expired had the usage not been; the balance stays the active grants' remainders."""
+        peak = self.env["iot.usage.calculator"].create({
+            "name": "Peak", "product_tmpl_id": self.prepaid_plan.product_tmpl_id.id, "metric_id": self.metric_kwh.id,
+            "aggregation": "avg", "unit_price": 1.0,
+        })
+        now = fields.Datetime.now()
+        expiring = self._grant(20.0, priority=1, expires_at=now + datetime.timedelta(hours=1))
+        self._ingest([self._reading(quantity="10", timestamp="2022-04-14T09:00:00Z")])  # 5.00 + 10.00
+        self.assertEqual(expiring.remaining, 5.0)
+        lasting = self._grant(10.0)
+        with freeze_time(now + datetime.timedelta(hours=2)):
+            self.Wallet._cron_expire_grants()
+            self.assertEqual((expiring.state, self.wallet.balance), ("expired", 10.0))
+            # Energy 6.00 (+1.00, paid by the lasting grant), peak avg 6 kWh: 6.00 (-4.00, the
+            # expired grant had paid it).
+            self._ingest([self._reading(quantity="2", timestamp="2022-04-15T09:00:00Z")])
+        self.assertEqual((self._debited(self.april_1, self.energy), self._debited(self.april_1, peak)),
+                         (Decimal("6.00"), Decimal("6.00")))
+        self.assertEqual((expiring.remaining, expiring.state, lasting.remaining), (0.0, "expired", 9.0))
+        self.assertEqual(self.wallet.balance, 9.0, "the refund of expired credit does not come back")
+        expiries = self.Entry.search([("grant_id", "=", expiring.id), ("kind", "=", "expiry")], order="id")
+        self.assertEqual(expiries.mapped("amount"), [-5.0, -4.0])
+        # The period's invoice deducts the credit that paid its usage: 11.00 + 1.00.
+        self.assertEqual(self.april_1._iot_credit_applied()[self.april_1.id], Decimal("12.00"))
+        self.assertLedgerConsistent()
+
     def test_expired_grant_remainder_leaves_the_balance(self):
         now = fields.Datetime.now()
         expiring = self._grant(10.0, expires_at=now + datetime.timedelta(hours=1))
