@@ -94,20 +94,26 @@ class Broker:
 
 
 class OdooServer:
-    """``python3 -m odoo`` serving one database on a free port (no cron thread unless asked)."""
+    """``python3 -m odoo`` serving one database on a free port (no cron thread unless asked;
+    ``workers``: prefork worker processes, as deployments run it, with ``gevent_port``)."""
 
-    def __init__(self, db, workdir, cron_threads=0):
+    def __init__(self, db, workdir, cron_threads=0, workers=0, gevent_port=None):
         self.db = db
         self.cron_threads = cron_threads
+        self.workers, self.gevent_port = workers, gevent_port
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.log_path = os.path.join(workdir, "odoo-%s.log" % db)
         self.process = None
 
     def start(self, timeout=180):
-        command = [sys.executable, "-m", "odoo", "-c", "odoo.conf", "-d", self.db,
+        # Prefork Odoo re-executes its script for the gevent process: not "-m odoo" (bench/odoo_launcher.py).
+        launcher = [os.path.join(ROOT, "bench", "odoo_launcher.py")] if self.workers else ["-m", "odoo"]
+        command = [sys.executable, *launcher, "-c", "odoo.conf", "-d", self.db,
                    "--http-port=%d" % self.port, "--db-filter=^%s$" % self.db,
                    "--max-cron-threads=%d" % self.cron_threads, "--log-level=warn", "--logfile=%s" % self.log_path]
+        if self.workers:
+            command += ["--workers=%d" % self.workers, "--gevent-port=%d" % self.gevent_port]
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         wait_until(self._ready, timeout, interval=0.5, message="Odoo on %s" % self.url)
 

@@ -6,6 +6,8 @@ from . import product_template
 from . import iot_contract
 from . import iot_contract_item
 from . import iot_usage
+from . import ir_http
+from . import res_company
 from . import iot_invoicing_schedule
 from . import product_product
 from . import account_move

@@ -7,7 +7,6 @@ from odoo.tools import SQL
 
 # The entry kinds that move the balance; reservations only hold part of it (reserved).
 BALANCE_KINDS = ("grant", "debit", "expiry", "adjustment")
-HOLD_KINDS = ("reserve", "release")
 ENTRY_COLUMNS = (
     ("wallet_id", "int"), ("grant_id", "int"), ("kind", "varchar"), ("amount", "numeric"),
     ("device_id", "int"), ("calculator_id", "int"), ("schedule_id", "int"), ("reservation_id", "int"),
@@ -18,8 +17,9 @@ ENTRY_COLUMNS = (
 class IotWallet(models.Model):
     """The prepaid credit of one contract: its grants and its append-only ledger.
 
-    ``balance`` and ``reserved`` are caches of the ledger, written only by the ledger methods
-    (``_post_entries``) in the transaction that inserts the entries, under the wallet's row lock.
+    ``balance`` is a cache of the ledger, written only by the ledger methods (``_post_entries``)
+    in the transaction that inserts the entries, under the wallet's row lock. ``reserved`` is
+    the sum of the open holds (iot.wallet.reservation).
     """
 
     _name = "iot.wallet"
@@ -40,8 +40,10 @@ class IotWallet(models.Model):
         readonly=True, copy=False,
         help="Sum of the ledger's grants, debits, expiries and adjustments (tax excluded).",
     )
+    # Not stored: a hold writing the wallet row would conflict with ingestion, which locks and
+    # updates it (rating); the open holds are summed by one indexed query.
     reserved = fields.Monetary(
-        readonly=True, copy=False, help="Credit held by open reservations of the authorization API.",
+        compute="_compute_reserved", help="Credit held by open reservations of the authorization API.",
     )
     available = fields.Monetary(compute="_compute_available", help="Balance less the reserved credit.")
     credit_after_payment = fields.Boolean(
@@ -70,6 +72,15 @@ class IotWallet(models.Model):
     _sql_constraints = [
         ("contract_unique", "unique(contract_id)", "A contract has one wallet."),
     ]
+
+    def _compute_reserved(self):
+        rows = self.env["iot.wallet.reservation"]._read_group(
+            [("wallet_id", "in", self.ids), ("state", "=", "open"), ("expires_at", ">", fields.Datetime.now())],
+            ["wallet_id"], ["amount:sum"],
+        )
+        held = {wallet.id: amount for wallet, amount in rows}
+        for wallet in self:
+            wallet.reserved = held.get(wallet.id, 0.0)
 
     @api.depends("balance", "reserved")
     def _compute_available(self):
@@ -227,16 +238,14 @@ class IotWallet(models.Model):
             )
             UPDATE iot_wallet wallet
                SET balance = coalesce(wallet.balance, 0) + moved.balance,
-                   reserved = coalesce(wallet.reserved, 0) - moved.held,
                    write_date = %(now)s
               FROM (SELECT wallet_id,
-                           coalesce(sum(amount) FILTER (WHERE kind = ANY(%(balance_kinds)s)), 0) AS balance,
-                           coalesce(sum(amount) FILTER (WHERE kind = ANY(%(hold_kinds)s)), 0) AS held
+                           coalesce(sum(amount) FILTER (WHERE kind = ANY(%(balance_kinds)s)), 0) AS balance
                       FROM row GROUP BY wallet_id) moved
              WHERE wallet.id = moved.wallet_id
             """,
             arrays=arrays, names=names, uid=self.env.uid, now=fields.Datetime.now(),
-            balance_kinds=list(BALANCE_KINDS), hold_kinds=list(HOLD_KINDS),
+            balance_kinds=list(BALANCE_KINDS),
         ))
         self.invalidate_model(["balance", "reserved", "available", "entry_count", "burn_rate", "write_date"])
         Grant.invalidate_model(["remaining", "state"])
