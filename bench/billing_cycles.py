@@ -419,8 +419,9 @@ def main():
     assert exists, "create %s first: python3 -m odoo -c odoo.conf -d %s -i <the modules> --stop-after-init" % (
         args.db, args.db)
     print("machine: %s" % machine(), flush=True)
-    anniversary = None if "anniversary" in skip else cycle_scenario(args, "anniversary")
+    # The baseline first: a run cut short has it for the days it billed.
     calendar = None if "calendar" in skip else cycle_scenario(args, "calendar")
+    anniversary = None if "anniversary" in skip else cycle_scenario(args, "anniversary")
     if anniversary or calendar:
         report_cycles(anniversary, calendar)
     if "threshold" not in skip:
