@@ -41,7 +41,7 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import psycopg2
-from benchlib import OdooServer, fresh_copy, machine, parser, print_table, sql
+from benchlib import OdooServer, ensure_database, fresh_copy, machine, parser, print_table, sql
 from dateutil.relativedelta import relativedelta
 
 BATCH = 10000
@@ -415,9 +415,7 @@ def main():
     args.add_argument("--port", type=int, default=8470, help="HTTP port of the servers (gevent: the next one)")
     args = args.parse_args()
     skip = set(args.skip.split(","))
-    exists = sql("postgres", "SELECT 1 FROM pg_database WHERE datname = %s", [args.db])
-    assert exists, "create %s first: python3 -m odoo -c odoo.conf -d %s -i <the modules> --stop-after-init" % (
-        args.db, args.db)
+    ensure_database(args.db, args.reset)
     print("machine: %s" % machine(), flush=True)
     # The baseline first: a run cut short has it for the days it billed.
     calendar = None if "calendar" in skip else cycle_scenario(args, "calendar")
