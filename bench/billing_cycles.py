@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Bill cycles and threshold invoicing at consumer scale: the busiest day, the periods held.
 
-    python3 bench/billing_cycles.py --db cycles_bench [--anniversary 30000] [--threshold 10000]
-        [--skip anniversary,calendar,threshold,all_held] [--port 8470]
+    python3 bench/billing_cycles.py --db cycles_bench [--anniversary 30000] [--days 30] [--calendar N]
+        [--threshold 10000] [--skip anniversary,calendar,threshold,may,all_held] [--reuse-setup] [--port 8470]
 
 Every scenario runs on a fresh copy of the benchmark database, on a real Odoo (prefork, 2 HTTP
 workers, 2 cron workers, Odoo's default limits); one-device contracts (a customer, a contract, a
@@ -15,15 +15,18 @@ Anniversary (--anniversary N): N contracts on a 12-month plan at 9.99 on the *an
 with an energy rule, devices activated in March 2022 on days 1-28 (twice as many as on each of
 the 29th, 30th and 31st), one reading each on its first day: every first period ends on its own
 day (started on the 17th: billed 17 March - 16 April), so 30 daily runs, 31 March - 29 April,
-bill each contract once, two lines an invoice. Baseline, same run: the same contracts on the
-*calendar* cycle: every first period ends on 31 March, one run bills them all.
+bill each contract once, two lines an invoice (--days K: only the first K of them; each of the
+first 28 is a busiest day, ~1/29.5 of the contracts). Baseline, same run: the same contracts on
+the *calendar* cycle: every first period ends on 31 March, one run bills them all (--calendar N:
+N such contracts instead, e.g. as many as the busiest day's, a run of the same size).
 
 Threshold (--threshold N): N contracts from 1 April 2022, 80 % on a plan at 9.90 and 20 % at
 29.90 (calendar cycle), an energy rule at 0.01/kWh and one reading a month of 0-40 kWh; the
 company's invoicing level is 20.00. April's run invoices the 20 % and holds the 80 %; May's run
 invoices the held periods with May's where the two reach 20.00. Baselines, same run: the same
 April run without a level (every contract invoiced) and with a level of 1,000 (every contract
-held: what holding costs alone).
+held: what holding costs alone). --reuse-setup: the contracts of an earlier run's set-up database
+(``<db>_thr``, left unchanged by the scenarios, which bill copies of it), if it has as many.
 
 Checks in every run: the run is done without error; its invoices are exactly the contracts due
 that day (counted from the activation dates); every schedule due by the run's date is invoiced or
@@ -38,7 +41,7 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import psycopg2
-from benchlib import OdooServer, fresh_copy, machine, parser, print_table, sql
+from benchlib import OdooServer, ensure_database, fresh_copy, machine, parser, print_table, sql
 from dateutil.relativedelta import relativedelta
 
 BATCH = 10000
@@ -221,7 +224,8 @@ def first_period(entry, cycle):
 
 def cycle_scenario(args, cycle):
     db = prepared_copy(args.db, args.db + "_" + cycle[:3])
-    contracts = cycle_contracts(args.anniversary, cycle[:3].upper())
+    size = args.anniversary if cycle == "anniversary" else args.calendar or args.anniversary
+    contracts = cycle_contracts(size, cycle[:3].upper())
     due, amounts = Counter(), Counter()
     for entry in contracts:
         day, amount = first_period(entry, cycle)
@@ -229,7 +233,7 @@ def cycle_scenario(args, cycle):
         amounts[day] += amount
     # Calendar: the month-end run, then the next day's, which finds nothing due (what a run costs
     # beside its invoices, over the same schedules).
-    days = [date(2022, 3, 31) + timedelta(days=n) for n in range(30 if cycle == "anniversary" else 2)]
+    days = [date(2022, 3, 31) + timedelta(days=n) for n in range(args.days if cycle == "anniversary" else 2)]
     with server(args, db) as odoo:
         client = odoo.client()
         create_plan(client, "CYCLE", Decimal("9.99"), cycle, USAGE_PRICE)
@@ -244,11 +248,12 @@ def cycle_scenario(args, cycle):
                 day, len(run["invoices"]), run["seconds"], run["chunks"], run["longest_chunk"], run["load"]),
                 flush=True)
         check_exactly_once(db)
-        # Each contract billed once in the cycle: one invoice, its first period's.
+        # Each contract due by the last run billed once: one invoice, its first period's.
+        billed = sum(due[day] for day in days)
         invoiced = sql(db, "SELECT count(*), count(DISTINCT contract_id), count(DISTINCT invoice_id) "
                            "FROM iot_invoicing_schedule WHERE state = 'invoiced'")[0]
-        assert invoiced == (len(contracts),) * 3, (invoiced, len(contracts))
-    return {"cycle": cycle, "setup": setup, "runs": runs}
+        assert invoiced == (billed,) * 3, (invoiced, billed)
+    return {"cycle": cycle, "setup": setup, "runs": runs, "contracts": len(contracts)}
 
 
 def report_cycles(anniversary, calendar):
@@ -263,6 +268,8 @@ def report_cycles(anniversary, calendar):
                       "%.1f" % run["load"]] for run in runs])
     rows = []
     big = calendar["runs"][0] if calendar else None
+    # The time of a run against the calendar run's says something only for the same contracts.
+    same_contracts = bool(anniversary and calendar) and anniversary["contracts"] == calendar["contracts"]
     if runs:
         busiest = max(runs, key=lambda run: (len(run["invoices"]), run["seconds"]))
         slowest = max(runs, key=lambda run: run["seconds"])
@@ -273,20 +280,21 @@ def report_cycles(anniversary, calendar):
              busiest["worker_seconds"]),
             ("slowest day (%s)" % slowest["day"], slowest["seconds"], len(slowest["invoices"]),
              slowest["worker_seconds"]),
-            ("the 30 daily runs, summed", total, invoices, sum(run["worker_seconds"] for run in runs)),
+            ("the %d daily runs, summed" % len(runs), total, invoices, sum(run["worker_seconds"] for run in runs)),
         ]:
             rows.append([label, count, "%.1f" % seconds, "%.1f" % (1000 * seconds / count),
                          "%.1f" % (1000 * chunk_seconds / count),
-                         "%.3f" % (seconds / big["seconds"]) if big else "-",
+                         "%.3f" % (seconds / big["seconds"]) if same_contracts else "-",
                          "%.2f" % ((seconds / count) / (big["seconds"] / len(big["invoices"]))) if big else "-"])
     if calendar:
         empty = calendar["runs"][1]
-        rows.append(["calendar: the month-end run (%s)" % big["day"], len(big["invoices"]),
+        rows.append(["calendar (%d contracts): the month-end run (%s)" % (calendar["contracts"], big["day"]),
+                     len(big["invoices"]),
                      "%.1f" % big["seconds"], "%.1f" % (1000 * big["seconds"] / len(big["invoices"])),
                      "%.1f" % (1000 * big["worker_seconds"] / len(big["invoices"])), "1.000", "1.00"])
         rows.append(["calendar: the next day's run (%s, nothing due)" % empty["day"], 0, "%.1f" % empty["seconds"],
                      "-", "-", "%.3f" % (empty["seconds"] / big["seconds"]), "-"])
-    print_table("Anniversary against calendar (baseline: the calendar month-end run, same contracts)",
+    print_table("Anniversary against calendar (baseline: the calendar month-end run, same run of the script)",
                 ["run", "invoices", "s", "ms / invoice", "chunk ms / invoice", "time / calendar run",
                  "per invoice / calendar"], rows)
 
@@ -353,7 +361,13 @@ def threshold_scenario(args, name, level, template, with_may=False):
 
 def threshold_setup(args):
     """The contracts set up once, copied for each variant (same data, same schedules)."""
-    db = prepared_copy(args.db, args.db + "_thr")
+    db = args.db + "_thr"
+    if args.reuse_setup and sql("postgres", "SELECT 1 FROM pg_database WHERE datname = %s", [db]):
+        (contracts,) = sql(db, "SELECT count(*) FROM iot_contract WHERE reference LIKE 'THR-%%'")[0]
+        if contracts == args.threshold:
+            print("  threshold: the %d contracts of %s reused" % (contracts, db), flush=True)
+            return db
+    db = prepared_copy(args.db, db)
     with server(args, db) as odoo:
         client = odoo.client()
         for code, price in THRESHOLD_PLANS.items():
@@ -393,23 +407,26 @@ def report_threshold(variants):
 def main():
     args = parser(__doc__.splitlines()[0])
     args.add_argument("--anniversary", type=int, default=30000, help="contracts of the cycle scenarios")
+    args.add_argument("--days", type=int, default=30, help="daily runs of the anniversary scenario (1-30)")
+    args.add_argument("--calendar", type=int, help="contracts of the calendar baseline (default: --anniversary)")
     args.add_argument("--threshold", type=int, default=10000, help="contracts of the threshold scenario")
-    args.add_argument("--skip", default="", help="comma-separated: anniversary,calendar,threshold,all_held")
+    args.add_argument("--skip", default="", help="comma-separated: anniversary,calendar,threshold,may,all_held")
+    args.add_argument("--reuse-setup", action="store_true", help="reuse the threshold contracts of an earlier run")
     args.add_argument("--port", type=int, default=8470, help="HTTP port of the servers (gevent: the next one)")
     args = args.parse_args()
     skip = set(args.skip.split(","))
-    exists = sql("postgres", "SELECT 1 FROM pg_database WHERE datname = %s", [args.db])
-    assert exists, "create %s first: python3 -m odoo -c odoo.conf -d %s -i <the modules> --stop-after-init" % (
-        args.db, args.db)
+    ensure_database(args.db, args.reset)
     print("machine: %s" % machine(), flush=True)
-    anniversary = None if "anniversary" in skip else cycle_scenario(args, "anniversary")
+    # The baseline first: a run cut short has it for the days it billed.
     calendar = None if "calendar" in skip else cycle_scenario(args, "calendar")
+    anniversary = None if "anniversary" in skip else cycle_scenario(args, "anniversary")
     if anniversary or calendar:
         report_cycles(anniversary, calendar)
     if "threshold" not in skip:
         template = threshold_setup(args)
-        variants = [threshold_scenario(args, "none", Decimal(0), template),
-                    threshold_scenario(args, "level", LEVEL, template, with_may=True)]
+        # The level first: its figures are there even if the machine runs out of time.
+        variants = [threshold_scenario(args, "level", LEVEL, template, with_may="may" not in skip),
+                    threshold_scenario(args, "none", Decimal(0), template)]
         if "all_held" not in skip:
             variants.append(threshold_scenario(args, "all_held", Decimal(1000), template))
         report_threshold(variants)
