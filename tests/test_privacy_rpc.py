@@ -27,6 +27,7 @@ def counts_api_fixture(odoo_server):
     def call(model, method, *args, **kwargs):
         return models.execute_kw(odoo_server.db, uid, password, model, method, list(args), kwargs)
 
+    call.login = login
     return call
 
 
@@ -44,7 +45,8 @@ def test_counts_read_over_rpc_match_the_schedules(counts_api, odoo_server):
              JOIN iot_contract_item item ON item.id = schedule.contract_item_id
              JOIN iot_contract contract ON contract.id = item.contract_id
             WHERE schedule.state != 'cancelled'
-            GROUP BY 1, 2, 3""")
+              AND schedule.company_id = (SELECT company_id FROM res_users WHERE login = %s)
+            GROUP BY 1, 2, 3""", (counts_api.login,))
     expected = {(reference, product_id, month): (count, float(amount))
                 for reference, product_id, month, count, amount in grouped}
     assert got == expected

@@ -9,7 +9,8 @@ def iot_company_models(env):
         lambda data: env["ir.model"].browse(data.res_id).model))
     return sorted(
         name for name in names
-        if name in env and not env[name]._abstract and not env[name]._transient and env[name]._auto
+        if name in env and env[name]._original_module in modules
+        and not env[name]._abstract and not env[name]._transient and env[name]._auto
         and "company_id" in env[name]._fields and env[name]._fields["company_id"].store
     )
 
