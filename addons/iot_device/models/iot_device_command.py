@@ -28,8 +28,8 @@ except ImportError:  # declared in external_dependencies; keep the registry load
 # life-cycle action -> command sent to the device
 COMMAND_BY_ACTION = {"suspend": "block", "resume": "unblock", "terminate": "block"}
 # State-like commands are retained by the broker: a device that connects later
-# still learns whether it is blocked.
-RETAINED_COMMANDS = ("block", "unblock")
+# still learns whether it is blocked, and which preset it runs (iot_bundle).
+RETAINED_COMMANDS = ("block", "unblock", "apply_preset")
 MAX_ATTEMPTS = 10
 PUBLISH_TIMEOUT = 5.0  # seconds to wait for a window's PUBACKs, plus 1 ms per command
 PUBLISH_WINDOW = 10000  # publishes awaiting their PUBACK at a time
@@ -70,8 +70,11 @@ class IotDeviceCommand(models.Model):
     sent_at = fields.Datetime(readonly=True)
 
     @api.model
-    def _enqueue(self, devices, command, payload=None):
-        """Create one command per device and publish them once the transaction commits."""
+    def _enqueue(self, devices, command, payload=None, payload_by_device=None):
+        """Create one command per device and publish them once the transaction commits.
+
+        ``payload``: the same for every device; ``payload_by_device``: {device id: payload},
+        for commands that differ per device (iot_bundle's presets)."""
         prefix = self.env["ir.config_parameter"].sudo().get_param("iot_device.mqtt_topic_prefix", "")
         prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         commands = self.create(
@@ -79,7 +82,7 @@ class IotDeviceCommand(models.Model):
                 {
                     "device_id": device.id,
                     "command": command,
-                    "payload": json.dumps(payload or {}),
+                    "payload": json.dumps((payload_by_device or {}).get(device.id) or payload or {}),
                     "topic": "%siot/%s/commands" % (prefix, device.identifier),
                 }
                 for device in devices
