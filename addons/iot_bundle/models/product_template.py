@@ -57,7 +57,9 @@ class ProductTemplate(models.Model):
                 )
             if plan.iot_bundle_lines == "options":
                 # A termination credits a period's fee on one line with the taxes it was billed with.
-                other_taxes = plan.iot_bundle_option_ids.filtered(lambda option: option.taxes_id != plan.taxes_id)
+                other_taxes = plan.iot_bundle_option_ids.filtered(
+                    lambda option, taxes=plan.taxes_id: option.taxes_id != taxes
+                )
                 if other_taxes:
                     raise ValidationError(
                         self.env._(

@@ -25,7 +25,9 @@ def parse_setting_value(value_type, text, choices=()):
             raise ValueError("%r is not a number" % text)
         # 7, 7.0 and 7.00 are one value: the text is the shortest exact form.
         normalized = number.normalize()
-        return "{:f}".format(normalized if normalized != normalized.to_integral() else normalized.to_integral())
+        if normalized == normalized.to_integral():
+            normalized = normalized.to_integral()
+        return f"{normalized:f}"
     if value_type == "boolean":
         word = text.lower()
         if word in TRUE_WORDS:

@@ -1,0 +1,2 @@
+from . import test_bundle_fee
+from . import test_presets
