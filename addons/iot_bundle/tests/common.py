@@ -51,3 +51,10 @@ class IotBundleCommon(IotContractCommon):
             (line.product_id, line.quantity, line.price_unit, line.price_subtotal)
             for line in invoice.invoice_line_ids.sorted("sequence")
         ]
+
+    def _period(self, item, month):
+        """The item's schedule of ``month`` 2022 (not cancelled)."""
+        return item.schedule_ids.filtered(
+            lambda schedule: schedule.state != "cancelled" and (schedule.date_from.year, schedule.date_from.month)
+            == (2022, month)
+        )

@@ -78,7 +78,7 @@ class TestPresets(IotBundleCommon):
         self.assertEqual(presets.mapped(lambda preset: preset.settings["recording_days"]), [7, 0, 7])
 
     def test_plan_change_continues_the_device_numbering(self):
-        other = self._create_plan(
+        self._create_plan(
             "Face Bundle", "FACE-BUNDLE", 0.0, self.tax_10, iot_is_bundle=True,
             iot_bundle_option_ids=[Command.set(self.face_option.ids)],
             iot_bundle_default_option_ids=[Command.set(self.face_option.ids)],
@@ -89,7 +89,7 @@ class TestPresets(IotBundleCommon):
         self.assertEqual(presets.mapped("version"), [1, 2])
         self.assertEqual(presets[-1].item_id, new_item)
         self.assertEqual((presets[-1].reason, presets[-1].settings), ("plan_change", {"face_recognition": True}))
-        self.assertEqual(new_item.iot_option_ids.product_id, other.product_variant_id)
+        self.assertEqual(new_item.iot_option_ids.product_id, self.face_option)  # the new plan's defaults
 
     def test_acknowledgement_rules(self):
         self.item.iot_option_ids = [Command.create({"product_id": self.face_option.id})]
