@@ -4,7 +4,9 @@ A camera is activated on a bundle plan: it receives a retained ``apply_preset`` 
 and its default options' settings merged. An option is added to its contract item over RPC: a
 new version with the option's settings merged is received by a real MQTT subscriber; the
 platform acknowledges it through ``api_ack_preset`` as the Integration user, and a late
-subscriber still receives the last preset, retained.
+subscriber still receives the last preset, retained. The broker retains one command per device,
+the last: a device connecting after a block still learns its preset, and after a preset sent
+while it is blocked still learns it is blocked.
 """
 
 import json
@@ -86,13 +88,13 @@ def test_option_added_sends_merged_preset_then_acknowledged(odoo_server, broker)
         assert "error" not in activated[0], activated
         first = {"days_" + tag: 7, "faces_" + tag: False, "quality_" + tag: "medium"}
         wait_until(lambda: len(subscriber.presets()) == 1, 20, message="first preset")
-        assert subscriber.presets()[0][0] == {"version": 1, "settings": first}
+        assert subscriber.presets()[0][0] == {"version": 1, "settings": first, "blocked": False}
 
         item = activated[0]["contract_item_id"]
         rpc("iot.contract.item", "write", [item], {"iot_option_ids": [(0, 0, {"product_id": faces})]})
         merged = dict(first, **{"faces_" + tag: True})
         wait_until(lambda: len(subscriber.presets()) == 2, 20, message="preset of the option added")
-        assert subscriber.presets()[1][0] == {"version": 2, "settings": merged}
+        assert subscriber.presets()[1][0] == {"version": 2, "settings": merged, "blocked": False}
         assert [command for command, _payload, _retained in subscriber.received] == ["apply_preset"] * 2
     finally:
         subscriber.close()
@@ -124,6 +126,64 @@ def test_option_added_sends_merged_preset_then_acknowledged(odoo_server, broker)
     late = PresetSubscriber(broker, identifier)
     try:
         wait_until(lambda: late.presets(), 10, message="retained preset")
-        assert late.presets() == [({"version": 2, "settings": merged}, True)]
+        assert late.presets() == [({"version": 2, "settings": merged, "blocked": False}, True)]
     finally:
         late.close()
+
+
+def _retained_command(broker, identifier):
+    """What a device connecting now receives first: the retained command of its topic."""
+    late = PresetSubscriber(broker, identifier)
+    try:
+        wait_until(lambda: late.received, 10, message="retained command")
+        assert len(late.received) == 1 and late.received[0][2], late.received
+        return late.received[0][:2]
+    finally:
+        late.close()
+
+
+def _wait_all_sent(rpc, identifier, count):
+    def sent():
+        states = rpc("iot_billing.device.command", "search_read", [("device_id.identifier", "=", identifier)],
+                     ["state"])
+        return len(states) == count and all(state["state"] == "sent" for state in states)
+    wait_until(sent, 20, message="%d commands sent" % count)
+
+
+def test_retained_command_carries_block_and_preset(odoo_server, broker):
+    rpc = odoo_server.rpc
+    tag = uuid.uuid4().hex[:6].upper()
+    faces = _bundle(rpc, tag)
+    partner = rpc("res.partner", "create", {"name": "Camera customer " + tag})
+    rpc("iot.contract", "create", {"name": "Cameras " + tag, "reference": "CAMS-" + tag, "partner_id": partner})
+    identifier = "CAM%s-2" % tag
+    integration = {"login": BRIDGE_LOGIN, "password": BRIDGE_KEY}
+    rpc("iot_billing.device", "api_register", [{"identifier": identifier, "partner": partner}], **integration)
+    first_day = date.today().replace(day=1)
+    activated = rpc("iot_billing.device", "api_activate", [{
+        "identifier": identifier, "contract": "CAMS-" + tag, "plan": "CAM-" + tag,
+        "date_start": first_day.isoformat()}], **integration)
+    assert "error" not in activated[0], activated
+    first = {"days_" + tag: 7, "faces_" + tag: False, "quality_" + tag: "medium"}
+
+    # Blocked after its preset: the retained block still carries the preset.
+    suspended = rpc("iot_billing.device", "api_suspend", [{"identifier": identifier, "date": date.today().isoformat()}],
+                    **integration)
+    assert "error" not in suspended[0], suspended
+    _wait_all_sent(rpc, identifier, 2)
+    assert _retained_command(broker, identifier) == ("block", {"preset": {"version": 1, "settings": first}})
+
+    # A preset sent while it is blocked: the retained preset says so.
+    item = activated[0]["contract_item_id"]
+    rpc("iot.contract.item", "write", [item], {"iot_option_ids": [(0, 0, {"product_id": faces})]})
+    _wait_all_sent(rpc, identifier, 3)
+    merged = dict(first, **{"faces_" + tag: True})
+    assert _retained_command(broker, identifier) == (
+        "apply_preset", {"version": 2, "settings": merged, "blocked": True})
+
+    # Unblocked: the retained unblock carries the preset in force.
+    resumed = rpc("iot_billing.device", "api_resume", [{"identifier": identifier, "date": date.today().isoformat()}],
+                  **integration)
+    assert "error" not in resumed[0], resumed
+    _wait_all_sent(rpc, identifier, 4)
+    assert _retained_command(broker, identifier) == ("unblock", {"preset": {"version": 2, "settings": merged}})

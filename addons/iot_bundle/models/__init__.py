@@ -7,3 +7,4 @@ from . import iot_contract_item
 from . import iot_invoicing_schedule
 from . import iot_contract
 from . import iot_device
+from . import iot_device_command

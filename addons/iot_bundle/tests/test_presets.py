@@ -33,7 +33,7 @@ class TestPresets(IotBundleCommon):
         expected = {"event_recording": True, "face_recognition": False, "quality": "medium", "recording_days": 7}
         self.assertEqual((preset.version, preset.reason, preset.settings), (1, "activation", expected))
         payload, command = self._last_command()
-        self.assertEqual(payload, {"version": 1, "settings": expected})
+        self.assertEqual(payload, {"version": 1, "settings": expected, "blocked": False})
         self.assertEqual(command.topic, "iot/CAM-S/commands")
         self.assertEqual(preset.command_id, command)
         self.assertTrue(preset.is_current and not preset.acknowledged_at)
@@ -76,6 +76,32 @@ class TestPresets(IotBundleCommon):
         presets = self._presets()
         self.assertEqual(presets.mapped("reason"), ["activation", "suspension", "resumption"])
         self.assertEqual(presets.mapped(lambda preset: preset.settings["recording_days"]), [7, 0, 7])
+
+    def _commands(self):
+        return [(command.command, json.loads(command.payload)) for command in self.device.command_ids.sorted("id")]
+
+    def test_every_retained_command_carries_the_whole_desired_state(self):
+        """The broker keeps the last command only: a block carries the preset, a preset says blocked."""
+        first = self._presets().settings
+        self.api.api_suspend([{"identifier": "CAM-S", "date": "2022-04-11"}])
+        self.assertEqual(self._commands()[-1], ("block", {"preset": {"version": 1, "settings": first}}))
+        self.item.iot_option_ids = [Command.create({"product_id": self.face_option.id})]
+        command, payload = self._commands()[-1]
+        self.assertEqual((command, payload["version"], payload["blocked"]), ("apply_preset", 2, True))
+        self.api.api_resume([{"identifier": "CAM-S", "date": "2022-04-20"}])
+        self.assertEqual(
+            self._commands()[-1], ("unblock", {"preset": {"version": 2, "settings": self._presets()[-1].settings}})
+        )
+        self.item.iot_override_ids = [Command.create({"setting_id": self.quality.id, "value": "high"})]
+        command, payload = self._commands()[-1]
+        self.assertEqual((command, payload["version"], payload["blocked"]), ("apply_preset", 3, False))
+
+    def test_a_device_without_preset_is_blocked_as_before(self):
+        device = self._pending_device("PLAIN-1")
+        self._activate(device, "2022-04-01")
+        self.api.api_suspend([{"identifier": "PLAIN-1", "date": "2022-04-11"}])
+        command = device.command_ids
+        self.assertEqual((command.command, json.loads(command.payload)), ("block", {}))
 
     def test_plan_change_continues_the_device_numbering(self):
         self._create_plan(

@@ -77,12 +77,16 @@ class IotDeviceCommand(models.Model):
         for commands that differ per device (iot_bundle's presets)."""
         prefix = self.env["ir.config_parameter"].sudo().get_param("iot_device.mqtt_topic_prefix", "")
         prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        payloads = self._prepare_payloads(
+            devices, command,
+            {device.id: dict((payload_by_device or {}).get(device.id) or payload or {}) for device in devices},
+        )
         commands = self.create(
             [
                 {
                     "device_id": device.id,
                     "command": command,
-                    "payload": json.dumps((payload_by_device or {}).get(device.id) or payload or {}),
+                    "payload": json.dumps(payloads[device.id]),
                     "topic": "%siot/%s/commands" % (prefix, device.identifier),
                 }
                 for device in devices
@@ -91,6 +95,13 @@ class IotDeviceCommand(models.Model):
         dbname, ids = self.env.cr.dbname, commands.ids
         self.env.cr.postcommit.add(partial(_publish_after_commit, self.env.registry, dbname, ids))
         return commands
+
+    @api.model
+    def _prepare_payloads(self, devices, command, payloads):
+        """{device id: payload} of ``command`` to ``devices``, each payload a dict of its own:
+        a hook for modules that add to what a device is told (iot_bundle adds the device's
+        preset to block and unblock, and whether it is blocked to apply_preset)."""
+        return payloads
 
     def _mqtt_broker(self):
         """System parameters first, then IOT_MQTT_HOST / IOT_MQTT_PORT (set by docker-compose)."""
