@@ -4,7 +4,9 @@ from . import product_template
 from . import iot_contract_item_option
 from . import iot_contract_item_preset
 from . import iot_contract_item
+from . import iot_invoicing_schedule_component
 from . import iot_invoicing_schedule
 from . import iot_contract
 from . import iot_device
 from . import iot_device_command
+from . import account_move

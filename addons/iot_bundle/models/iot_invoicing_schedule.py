@@ -1,6 +1,8 @@
 import json
+from decimal import Decimal
 
 from odoo import fields, models
+from odoo.addons.iot_device.tools import to_decimal
 from odoo.tools import SQL
 
 
@@ -11,6 +13,10 @@ class IotInvoicingSchedule(models.Model):
         string="Bundle Fee Split", readonly=True,
         help="A bundle's fixed fee of this period by component, as JSON [[product id, amount], ...]: the "
         "plan's own price first (when not zero), then the options. The fixed fee is their sum.",
+    )
+    iot_component_ids = fields.One2many(
+        "iot.invoicing.schedule.component", "schedule_id", string="Components Billed", readonly=True,
+        help="A period of a plan billing one line per option: each component, its amount and its invoice line.",
     )
 
     def _iot_insert_schedules(self, vals_list):
@@ -78,29 +84,79 @@ class IotInvoicingSchedule(models.Model):
         return bundle_parts
 
     def _iot_link_invoice_lines(self, line_parts):
-        """A bundle schedule billed on one line per option is linked (``fixed_line_id``) to the line
-        of its first component, whose product and taxes a termination credit takes; the lines of its
-        other components bill the same schedule and are found by it."""
+        """A bundle schedule billed on one line per option records each component on the line that
+        billed it (``iot_component_ids``: the detail and a termination credit read them), and is
+        linked (``fixed_line_id``) to the line of its first component, which marks it billed.
+
+        A part carries its schedule and kind only (parts billed in steps are staged so): a
+        schedule bills each component's product once, so the line's product names the component.
+        """
         bundles = self.filtered(
             lambda schedule: schedule.iot_fee_split and schedule.product_id.iot_bundle_lines == "options"
         )
         if not bundles:
             return super()._iot_link_invoice_lines(line_parts)
-        first_product = {
-            schedule.id: json.loads(schedule.iot_fee_split)[0][0] for schedule in bundles
-            if json.loads(schedule.iot_fee_split)
-        }
-        line_products = {
-            line.id: line.product_id.id
-            for line in self.env["account.move.line"].browse([line_id for line_id, _parts in line_parts])
-        }
-        kept = []
+        splits = {schedule.id: json.loads(schedule.iot_fee_split) for schedule in bundles}
+        lines = self.env["account.move.line"].browse([line_id for line_id, _parts in line_parts])
+        lines.fetch(["product_id", "company_id"])
+        line_by_id = {line.id: line for line in lines}
+        kept, components = [], []
         for line_id, parts in line_parts:
-            members = [
-                part for part in parts
-                if part["kind"] != "fixed" or part["schedule_id"] not in first_product
-                or first_product[part["schedule_id"]] == line_products[line_id]
-            ]
+            line = line_by_id[line_id]
+            members = []
+            for part in parts:
+                split = splits.get(part["schedule_id"]) if part["kind"] == "fixed" else None
+                if split is None:
+                    members.append(part)
+                    continue
+                position, amount = next(
+                    (position, amount) for position, (product_id, amount) in enumerate(split)
+                    if product_id == line.product_id.id
+                )
+                components.append(
+                    (part["schedule_id"], position, line_id, line.product_id.id, line.company_id.id, amount)
+                )
+                if split[0][0] == line.product_id.id:
+                    members.append(part)
             if members:
                 kept.append((line_id, members))
+        if components:
+            components.sort()  # ids in the components' order: the detail and the credit follow it
+            # One statement: a fleet's run bills devices x options components.
+            self.env.cr.execute(SQL(
+                """INSERT INTO iot_invoicing_schedule_component
+                          (schedule_id, move_line_id, product_id, company_id, amount,
+                           create_uid, create_date, write_uid, write_date)
+                   SELECT row.schedule_id, row.line_id, row.product_id, row.company_id, row.amount,
+                          %(uid)s, now() at time zone 'UTC', %(uid)s, now() at time zone 'UTC'
+                     FROM unnest(%(schedules)s::int[], %(lines)s::int[], %(products)s::int[],
+                                 %(companies)s::int[], %(amounts)s::numeric[]) WITH ORDINALITY
+                          AS row(schedule_id, line_id, product_id, company_id, amount, position)
+                    ORDER BY row.position""",
+                uid=self.env.uid,
+                schedules=[component[0] for component in components],
+                lines=[component[2] for component in components],
+                products=[component[3] for component in components],
+                companies=[component[4] for component in components],
+                amounts=[component[5] for component in components],
+            ))
+            self.invalidate_model(["iot_component_ids"])
         return super()._iot_link_invoice_lines(kept)
+
+    def _iot_credit_parts(self, kept_vals):
+        """Each component billed is credited on its own line (its product, taxes and account):
+        what it billed less its amount for the days kept."""
+        self.ensure_one()
+        if not self.iot_component_ids:
+            return super()._iot_credit_parts(kept_vals)
+        kept_split = json.loads(kept_vals.get("iot_fee_split") or "[]") if kept_vals else []
+        kept = {product_id: to_decimal(amount) for product_id, amount in kept_split}
+        return [
+            (
+                component.move_line_id,
+                self.currency_id.round(
+                    float(to_decimal(component.amount) - kept.get(component.product_id.id, Decimal(0)))
+                ),
+            )
+            for component in self.iot_component_ids.sorted("id")
+        ]

@@ -43,7 +43,7 @@ class ProductTemplate(models.Model):
         "and on resumption). Empty: suspension sends no preset.",
     )
 
-    @api.constrains("iot_bundle_option_ids", "iot_bundle_default_option_ids", "iot_bundle_lines", "taxes_id")
+    @api.constrains("iot_bundle_option_ids", "iot_bundle_default_option_ids")
     def _check_bundle_options(self):
         for plan in self.filtered("iot_is_bundle"):
             if plan.iot_bundle_default_option_ids - plan.iot_bundle_option_ids:
@@ -55,15 +55,3 @@ class ProductTemplate(models.Model):
                 raise ValidationError(
                     self.env._("%(product)s is not a service option.", product=not_options[0].display_name)
                 )
-            if plan.iot_bundle_lines == "options":
-                # A termination credits a period's fee on one line with the taxes it was billed with.
-                other_taxes = plan.iot_bundle_option_ids.filtered(
-                    lambda option, taxes=plan.taxes_id: option.taxes_id != taxes
-                )
-                if other_taxes:
-                    raise ValidationError(
-                        self.env._(
-                            "%(plan)s bills one line per option: option %(option)s must carry the plan's taxes.",
-                            plan=plan.name, option=other_taxes[0].display_name,
-                        )
-                    )
