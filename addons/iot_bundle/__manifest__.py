@@ -17,7 +17,9 @@
         "views/product_template_views.xml",
         "views/iot_contract_item_views.xml",
         "views/iot_contract_item_preset_views.xml",
+        "views/iot_invoicing_schedule_views.xml",
         "views/iot_bundle_menus.xml",
     ],
+    "demo": ["demo/iot_bundle_demo.xml"],
     "installable": True,
 }
