@@ -44,20 +44,24 @@ class IotBillingRunLine(models.Model):
         sums = {row[0]: row[1:] for row in self.env.execute_query(SQL(billing_sql.LINE_SUMS, **ids))}
         first_rows = {row[0]: row[1:] for row in self.env.execute_query(SQL(billing_sql.LINE_FIRST_MEMBERS, **ids))}
         first_schedules = self.env["iot.invoicing.schedule"].browse({row[0] for row in first_rows.values()})
-        # The first member's part, with its label, as the schedule's parts give it.
-        parts = {
-            (part["schedule_id"], part["kind"], part.get("valuation_id")): part
-            for part in first_schedules._iot_invoice_line_parts()
-        }
+        # The first member's part, with its label, as the schedule's parts give it, in their order.
+        parts = {}
+        for part in first_schedules._iot_invoice_line_parts():
+            parts.setdefault(part["schedule_id"], []).append(part)
         info = contract._iot_schedule_group_info(first_schedules)
         by_date = {}
         for line in self.filtered(lambda line: line.id in sums):
             count, amount, quantity, price_min, price_max, date_from, date_to, periods, devices, first_schedule = (
                 sums[line.id]
             )
-            schedule_id, kind, valuation_id, first_part = first_rows[line.id]
+            schedule_id, kind, valuation_id, first_part, position = first_rows[line.id]
+            first = parts[schedule_id][position]
+            if (first["kind"], first.get("valuation_id")) != (kind, valuation_id):
+                raise ValueError(
+                    "schedule %s: its parts changed between staging and invoicing" % schedule_id
+                )
             summary = {
-                "first": parts[schedule_id, kind, valuation_id],
+                "first": first,
                 "info": info[schedule_id],
                 "count": count,
                 "amount": Decimal(amount),

@@ -370,26 +370,23 @@ class IotContractItem(models.Model):
                 ("credit_line_id", "=", False),
             ]
         )
-        credits = defaultdict(list)  # invoice -> [(schedule, amount, date_from)]
+        credits = defaultdict(list)  # invoice -> [(schedule, line credited, amount, date_from)]
         for item, schedules in candidates.grouped("contract_item_id").items():
-            kept = {
-                (vals["date_from"], vals["part"]): vals["fixed_amount"] for vals in item._iot_schedule_periods()
-            }
+            kept = {(vals["date_from"], vals["part"]): vals for vals in item._iot_schedule_periods()}
             for schedule in schedules:
                 if schedule.date_to <= item.date_end:
                     continue
-                currency = schedule.currency_id
-                amount = currency.round(schedule.fixed_amount - kept.get((schedule.date_from, schedule.part), 0.0))
-                if currency.compare_amounts(amount, 0.0) > 0:
-                    credits[schedule.invoice_id].append(
-                        (schedule, amount, max(schedule.date_from, item.date_end + timedelta(days=1)))
-                    )
+                first_unused = max(schedule.date_from, item.date_end + timedelta(days=1))
+                for billed, amount in schedule._iot_credit_parts(kept.get((schedule.date_from, schedule.part))):
+                    if schedule.currency_id.compare_amounts(amount, 0.0) > 0:
+                        credits[schedule.invoice_id].append((schedule, billed, amount, first_unused))
         if credits:
             self._iot_create_credit_notes(credits)
 
     def _iot_create_credit_notes(self, credits):
-        """``credits``: invoice -> [(schedule, amount, first unused day)]. Lines take the product,
-        taxes and analytics of the invoice line they credit; the schedule records its credit line.
+        """``credits``: invoice -> [(schedule, invoice line credited, amount, first unused day)].
+        Lines take the product, taxes and analytics of the invoice line they credit; the schedule
+        records its credit line (its last, when it credits several lines).
 
         sudo: terminating is a fleet manager's act (or the API's); the credit note it implies
         follows from invoices the billing engine made, as those did.
@@ -399,8 +396,7 @@ class IotContractItem(models.Model):
         for invoice, invoice_credits in credits.items():
             contract = invoice_credits[0][0].contract_id
             lines = []
-            for schedule, amount, date_from in invoice_credits:
-                billed = schedule.fixed_line_id
+            for schedule, billed, amount, date_from in invoice_credits:
                 item = schedule.contract_item_id
                 period_start, period_end = period_bounds(schedule.date_from, item.billing_period, item.cycle_anchor)
                 label = contract._iot_period_label(date_from, schedule.date_to, period_start, period_end)
@@ -441,7 +437,7 @@ class IotContractItem(models.Model):
             members.append(invoice_credits)
         refunds = self.env["account.move"].sudo().create(move_vals_list)
         for refund, invoice_credits in zip(refunds, members, strict=True):
-            for line, (schedule, _amount, _day) in refund._iot_pair_product_lines(invoice_credits):
+            for line, (schedule, _billed, _amount, _day) in refund._iot_pair_product_lines(invoice_credits):
                 schedule.sudo().credit_line_id = line
         refunds.filtered(lambda refund: refund.iot_contract_id.auto_post).action_post()
         return refunds

@@ -250,6 +250,14 @@ class IotInvoicingSchedule(models.Model):
         )
         self.invalidate_model(["fixed_line_id"])
 
+    def _iot_credit_parts(self, kept_vals):
+        """Hook 10: ``[(invoice line, amount)]`` a termination credits of this invoiced schedule,
+        ``kept_vals`` being the values of the period the item keeps (None: no day kept). Base:
+        its fixed fee less the fee of the days kept, on the line that billed it."""
+        self.ensure_one()
+        kept = kept_vals["fixed_amount"] if kept_vals else 0.0
+        return [(self.fixed_line_id, self.currency_id.round(self.fixed_amount - kept))]
+
     @api.model
     def _iot_insert_schedules(self, vals_list):
         """Insert planned schedules in one statement; return them.

@@ -61,12 +61,18 @@ LINE_SUMS = """
 """
 
 # Invoice: each line's first member, as billed at once: its first schedule's part (parts of
-# one schedule are staged in their order, whatever worker staged which slice).
+# one schedule are staged in their order, whatever worker staged which slice), with its
+# position among its schedule's parts: a schedule may have several parts of one kind (a
+# bundle's options), which its kind alone does not tell apart.
 LINE_FIRST_MEMBERS = """
-    SELECT DISTINCT ON (line_id) line_id, schedule_id, kind, valuation_id, id
-      FROM iot_billing_run_part
-     WHERE run_id = %(run)s AND contract_id = %(contract)s AND line_id IS NOT NULL
-     ORDER BY line_id, schedule_id, id
+    SELECT first.line_id, first.schedule_id, first.kind, first.valuation_id, first.id,
+           (SELECT count(*) FROM iot_billing_run_part earlier
+             WHERE earlier.run_id = %(run)s AND earlier.contract_id = %(contract)s
+               AND earlier.schedule_id = first.schedule_id AND earlier.id < first.id) AS position
+      FROM (SELECT DISTINCT ON (line_id) line_id, schedule_id, kind, valuation_id, id
+              FROM iot_billing_run_part
+             WHERE run_id = %(run)s AND contract_id = %(contract)s AND line_id IS NOT NULL
+             ORDER BY line_id, schedule_id, id) first
 """
 
 # Link: the next schedules in the parts' index order (a plan that does not depend on the

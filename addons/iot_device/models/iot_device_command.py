@@ -28,8 +28,8 @@ except ImportError:  # declared in external_dependencies; keep the registry load
 # life-cycle action -> command sent to the device
 COMMAND_BY_ACTION = {"suspend": "block", "resume": "unblock", "terminate": "block"}
 # State-like commands are retained by the broker: a device that connects later
-# still learns whether it is blocked.
-RETAINED_COMMANDS = ("block", "unblock")
+# still learns whether it is blocked, and which preset it runs (iot_bundle).
+RETAINED_COMMANDS = ("block", "unblock", "apply_preset")
 MAX_ATTEMPTS = 10
 PUBLISH_TIMEOUT = 5.0  # seconds to wait for a window's PUBACKs, plus 1 ms per command
 PUBLISH_WINDOW = 10000  # publishes awaiting their PUBACK at a time
@@ -70,15 +70,22 @@ class IotDeviceCommand(models.Model):
     sent_at = fields.Datetime(readonly=True)
 
     @api.model
-    def _enqueue(self, devices, command, payload=None):
-        """Create one command per device and publish them once the transaction commits."""
+    def _enqueue(self, devices, command, payload=None, payload_by_device=None):
+        """Create one command per device and publish them once the transaction commits.
+
+        ``payload``: the same for every device; ``payload_by_device``: {device id: payload},
+        for commands that differ per device (iot_bundle's presets)."""
         prefixes = {company: self._iot_topic_prefix(company) for company in devices.company_id}
+        payloads = self._prepare_payloads(
+            devices, command,
+            {device.id: dict((payload_by_device or {}).get(device.id) or payload or {}) for device in devices},
+        )
         commands = self.create(
             [
                 {
                     "device_id": device.id,
                     "command": command,
-                    "payload": json.dumps(payload or {}),
+                    "payload": json.dumps(payloads[device.id]),
                     "topic": "%siot/%s/commands" % (prefixes[device.company_id], device.identifier),
                 }
                 for device in devices
@@ -94,6 +101,13 @@ class IotDeviceCommand(models.Model):
         ``iot_device.mqtt_topic_prefix`` here; iot_white_label sets one per company."""
         prefix = self.env["ir.config_parameter"].sudo().get_param("iot_device.mqtt_topic_prefix", "").strip("/")
         return prefix + "/" if prefix else ""
+
+    @api.model
+    def _prepare_payloads(self, devices, command, payloads):
+        """{device id: payload} of ``command`` to ``devices``, each payload a dict of its own:
+        a hook for modules that add to what a device is told (iot_bundle adds the device's
+        preset to block and unblock, and whether it is blocked to apply_preset)."""
+        return payloads
 
     def _mqtt_broker(self):
         """System parameters first, then IOT_MQTT_HOST / IOT_MQTT_PORT (set by docker-compose)."""

@@ -13,6 +13,7 @@ from odoo.exceptions import UserError
 from odoo.tools import SQL
 
 from ..tools import (
+    FIXED_PARTS_SQL,
     FORMATS,
     INVOICE_DETAIL,
     INVOICE_LINE_COLUMNS,
@@ -122,7 +123,7 @@ class AccountMove(models.Model):
             self.env[model].flush_model()
         if file_format == "xlsx":
             self._iot_check_xlsx_size()
-        rows = iter_detail_rows(self.env.cr, self.id, self.env.lang or "en_US")
+        rows = iter_detail_rows(self.env.cr, self.id, self.env.lang or "en_US", self._iot_detail_fixed_parts())
         product_lines = self.invoice_line_ids.filtered(lambda line: line.display_type == "product")
         basis, total_label = self._iot_detail_basis(product_lines)
         path = temporary_path("." + file_format)
@@ -162,23 +163,33 @@ class AccountMove(models.Model):
         basis = self.env._("tax included") if tax_included else self.env._("tax excluded")
         return basis, self.env._("Total (%s)", basis)
 
+    @api.model
+    def _iot_detail_fixed_parts(self):
+        """SQL of the fixed fees billed on the product lines of the CTE ``line`` (tools/invoice_detail.py
+        FIXED_PARTS_SQL), read by the detail and by its row count."""
+        return FIXED_PARTS_SQL
+
     def _iot_detail_row_counts(self):
         """{invoice id: rows of its detail}, counted in SQL: the rows the detail's query reads."""
         for model in ("iot.invoicing.schedule", "iot.usage.valuation", "account.move.line"):
             self.env[model].flush_model()
         self.env.cr.execute(SQL(
-            """SELECT line.move_id, count(*)
-                 FROM account_move_line line
-                 JOIN iot_invoicing_schedule schedule ON schedule.fixed_line_id = line.id
-                WHERE line.move_id = ANY(%(ids)s) AND line.display_type = 'product'
+            """WITH line AS (
+                   SELECT line.id, line.move_id
+                     FROM account_move_line line
+                    WHERE line.move_id = ANY(%(ids)s) AND line.display_type = 'product'
+               )
+               SELECT line.move_id, count(*)
+                 FROM (%(fixed_parts)s) fixed
+                 JOIN line ON line.id = fixed.line_id
                 GROUP BY line.move_id
                UNION ALL
                SELECT line.move_id, count(*)
-                 FROM account_move_line line
+                 FROM line
                  JOIN iot_usage_valuation valuation ON valuation.move_line_id = line.id
-                WHERE line.move_id = ANY(%(ids)s) AND line.display_type = 'product'
                 GROUP BY line.move_id""",
             ids=self.ids,
+            fixed_parts=self._iot_detail_fixed_parts(),
         ))
         counts = dict.fromkeys(self.ids, 0)
         for move_id, count in self.env.cr.fetchall():
@@ -321,7 +332,10 @@ class AccountMove(models.Model):
         move = self._iot_detail_in_file_lang()
         for model in ("iot.invoicing.schedule", "iot.usage.valuation", "account.move.line"):
             self.env[model].flush_model()
-        page = iter_detail_page(self.env.cr, self.id, move.env.lang, last.last_key if last else None, step_rows)
+        page = iter_detail_page(
+            self.env.cr, self.id, move.env.lang, last.last_key if last else None, step_rows,
+            self._iot_detail_fixed_parts(),
+        )
         last_key = None
 
         def rows():

@@ -14,6 +14,7 @@ from .detail_export import (
 )
 from .invoice_detail import (
     COLUMNS,
+    FIXED_PARTS_SQL,
     INVOICE_DETAIL,
     INVOICE_LINE_COLUMNS,
     iter_detail_page,

@@ -44,6 +44,16 @@ INVOICE_LINE_COLUMNS = [
 ]
 ROW_SIZE = len(COLUMNS)  # the sort key follows the columns in the page query
 
+# The fixed fees billed on the invoice's product lines (the CTE ``line``): one row per fee and
+# line, ``(schedule_id, part_id, line_id, amount)``, ``part_id`` telling apart the fees of one
+# schedule billed on several lines (0 when it has one). account.move._iot_detail_fixed_parts()
+# returns it; a module that bills a fixed fee on several lines extends it (iot_bundle).
+FIXED_PARTS_SQL = SQL(
+    """SELECT schedule.id AS schedule_id, 0 AS part_id, line.id AS line_id, schedule.fixed_amount::numeric AS amount
+         FROM line
+         JOIN iot_invoicing_schedule schedule ON schedule.fixed_line_id = line.id"""
+)
+
 # A plain read of what was billed: each fixed fee and each usage valuation knows the
 # invoice line it went to, with the quantity, unit price, amount and rule name of the
 # moment it was billed; editing a rule later changes nothing here.
@@ -56,12 +66,13 @@ DETAIL_SQL = """
           FROM account_move_line line
          WHERE line.move_id = %(move_id)s AND line.display_type = 'product'
     ),
+    fixed AS (%(fixed_parts)s),
     part AS (
-        SELECT schedule.id AS schedule_id, 0 AS valuation_id, 'fixed' AS kind, NULL::varchar AS rule,
-               NULL::integer AS sequence, 1::numeric AS quantity, schedule.fixed_amount::numeric AS unit_price,
-               schedule.fixed_amount::numeric AS amount, line.position, line.name AS line_name
-          FROM line
-          JOIN iot_invoicing_schedule schedule ON schedule.fixed_line_id = line.id
+        SELECT fixed.schedule_id, fixed.part_id, 'fixed' AS kind, NULL::varchar AS rule,
+               NULL::integer AS sequence, 1::numeric AS quantity, fixed.amount AS unit_price,
+               fixed.amount, line.position, line.name AS line_name
+          FROM fixed
+          JOIN line ON line.id = fixed.line_id
         UNION ALL
         SELECT valuation.schedule_id, valuation.id, 'usage', valuation.name, valuation.sequence,
                valuation.quantity::numeric, valuation.unit_price::numeric, valuation.amount::numeric,
@@ -78,7 +89,7 @@ DETAIL_SQL = """
                part.amount::text AS amount, part.position, part.line_name,
                coalesce(device.name, item.name, '') AS key_device, coalesce(part.sequence, 0) AS key_sequence,
                coalesce(part.rule, '') AS key_rule, part.schedule_id AS key_schedule,
-               part.valuation_id AS key_valuation
+               part.part_id AS key_part
           FROM part
           JOIN iot_invoicing_schedule schedule ON schedule.id = part.schedule_id
           JOIN iot_contract_item item ON item.id = schedule.contract_item_id
@@ -89,38 +100,39 @@ DETAIL_SQL = """
     )
     SELECT device, identifier, device_type, date_from, date_to, plan, kind, rule,
            quantity, unit_price, amount, position, line_name,
-           key_device, date_from, kind, key_sequence, key_rule, key_schedule, key_valuation
+           key_device, date_from, kind, key_sequence, key_rule, key_schedule, key_part
       FROM detail
      WHERE %(after)s
-     ORDER BY key_device, date_from, kind, key_sequence, key_rule, key_schedule, key_valuation
+     ORDER BY key_device, date_from, kind, key_sequence, key_rule, key_schedule, key_part
      %(limit)s
 """
-AFTER_KEY = """(key_device, date_from, kind, key_sequence, key_rule, key_schedule, key_valuation)
+AFTER_KEY = """(key_device, date_from, kind, key_sequence, key_rule, key_schedule, key_part)
              > (%s, %s::date, %s, %s, %s, %s, %s)"""
 
 
-def detail_query(move_id, lang, after=None, limit=None):
+def detail_query(move_id, lang, after=None, limit=None, fixed_parts=FIXED_PARTS_SQL):
     """The detail's query: its rows after the row of sort key ``after`` (None: from the first
-    row), at most ``limit`` of them (None: all)."""
+    row), at most ``limit`` of them (None: all); ``fixed_parts``: see FIXED_PARTS_SQL."""
     return SQL(
         DETAIL_SQL,
         move_id=move_id,
         lang=lang,
+        fixed_parts=fixed_parts,
         after=SQL(AFTER_KEY, *after) if after is not None else SQL("TRUE"),
         limit=SQL("LIMIT %s", limit) if limit is not None else SQL(),
     )
 
 
-def iter_detail_rows(cr, move_id, lang):
+def iter_detail_rows(cr, move_id, lang, fixed_parts=FIXED_PARTS_SQL):
     """Yield the invoice's detail rows, in their order, FETCH_SIZE at a time."""
-    for row in INVOICE_DETAIL.stream(cr, detail_query(move_id, lang)):
+    for row in INVOICE_DETAIL.stream(cr, detail_query(move_id, lang, fixed_parts=fixed_parts)):
         yield row[:ROW_SIZE]
 
 
-def iter_detail_page(cr, move_id, lang, after, limit):
+def iter_detail_page(cr, move_id, lang, after, limit, fixed_parts=FIXED_PARTS_SQL):
     """Yield (row, key) for at most ``limit`` rows of the detail that follow the row of key
     ``after`` (None: from the first row). A key is a list of JSON-friendly values."""
-    for row in INVOICE_DETAIL.stream(cr, detail_query(move_id, lang, after, limit)):
+    for row in INVOICE_DETAIL.stream(cr, detail_query(move_id, lang, after, limit, fixed_parts)):
         key = list(row[ROW_SIZE:])
         key[1] = key[1].isoformat()
         yield row[:ROW_SIZE], key
