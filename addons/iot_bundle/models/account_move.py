@@ -11,12 +11,12 @@ class AccountMove(models.Model):
         line that billed it (so that each line's rows add up to it), instead of one row of its
         whole fee on its first component's line."""
         return SQL(
-            """SELECT base.schedule_id, base.part_id, base.line_id, base.amount
+            """SELECT base.schedule_id, base.part_id, base.line_id, base.kind, base.amount
                  FROM (%(base)s) base
                 WHERE NOT EXISTS (SELECT 1 FROM iot_invoicing_schedule_component component
-                                   WHERE component.schedule_id = base.schedule_id)
+                                   WHERE component.schedule_id = base.schedule_id AND base.kind = 'fixed')
                UNION ALL
-               SELECT component.schedule_id, component.id, line.id, component.amount::numeric
+               SELECT component.schedule_id, component.id, line.id, 'fixed', component.amount::numeric
                  FROM line
                  JOIN iot_invoicing_schedule_component component ON component.move_line_id = line.id""",
             base=super()._iot_detail_fixed_parts(),

@@ -44,12 +44,15 @@ INVOICE_LINE_COLUMNS = [
 ]
 ROW_SIZE = len(COLUMNS)  # the sort key follows the columns in the page query
 
-# The fixed fees billed on the invoice's product lines (the CTE ``line``): one row per fee and
-# line, ``(schedule_id, part_id, line_id, amount)``, ``part_id`` telling apart the fees of one
-# schedule billed on several lines (0 when it has one). account.move._iot_detail_fixed_parts()
-# returns it; a module that bills a fixed fee on several lines extends it (iot_bundle).
+# The amounts billed on the invoice's product lines (the CTE ``line``) that are no usage valuation:
+# the fixed fees, one row per fee and line, ``(schedule_id, part_id, line_id, kind, amount)``,
+# ``part_id`` telling apart the amounts of one schedule billed on several lines (0 when it has
+# one), ``kind`` the detail's Kind ('fixed'). account.move._iot_detail_fixed_parts() returns it; a
+# module that bills a fee on several lines (iot_bundle) or deducts from a period (iot_prepaid's
+# credit applied, kind 'credit') extends it.
 FIXED_PARTS_SQL = SQL(
-    """SELECT schedule.id AS schedule_id, 0 AS part_id, line.id AS line_id, schedule.fixed_amount::numeric AS amount
+    """SELECT schedule.id AS schedule_id, 0 AS part_id, line.id AS line_id, 'fixed'::varchar AS kind,
+              schedule.fixed_amount::numeric AS amount
          FROM line
          JOIN iot_invoicing_schedule schedule ON schedule.fixed_line_id = line.id"""
 )
@@ -68,7 +71,7 @@ DETAIL_SQL = """
     ),
     fixed AS (%(fixed_parts)s),
     part AS (
-        SELECT fixed.schedule_id, fixed.part_id, 'fixed' AS kind, NULL::varchar AS rule,
+        SELECT fixed.schedule_id, fixed.part_id, fixed.kind, NULL::varchar AS rule,
                NULL::integer AS sequence, 1::numeric AS quantity, fixed.amount AS unit_price,
                fixed.amount, line.position, line.name AS line_name
           FROM fixed
