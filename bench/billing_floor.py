@@ -178,8 +178,9 @@ def baseline_values(db, invoice_ids):
               LEFT JOIN account_move_line_account_tax_rel rel ON rel.account_move_line_id = l.id
              WHERE l.move_id = ANY(%s) AND l.display_type = 'product'
              GROUP BY l.id ORDER BY l.id""", (invoice_ids,)):
-        lines[move_id].append({"product_id": product_id, "name": name, "quantity": quantity,
-                               "price_unit": price_unit, "tax_ids": [(6, 0, tax_ids)]})
+        # JSON has no decimals: floats, which Odoo rounds to the fields' digits as for any client.
+        lines[move_id].append({"product_id": product_id, "name": name, "quantity": float(quantity),
+                               "price_unit": float(price_unit), "tax_ids": [(6, 0, tax_ids)]})
     return [{"move_type": "out_invoice", "partner_id": partner, "journal_id": journal,
              "invoice_date": date.isoformat(), "currency_id": currency, "fiscal_position_id": position or False,
              "invoice_payment_term_id": term or False, "invoice_origin": origin, "ref": ref,
@@ -191,15 +192,18 @@ def run_baseline(server, values, batch_size, clients):
     """Create and post ``values`` in batches of ``batch_size`` from ``clients`` concurrent clients;
     returns (invoice ids, seconds)."""
     batches = [values[start:start + batch_size] for start in range(0, len(values), batch_size)]
-    created, lock = [], threading.Lock()
+    created, failures, lock = [], [], threading.Lock()
 
     def work(mine):
         client = server.client()
-        for batch in mine:
-            ids = client("account.move", "create", batch)
-            client("account.move", "action_post", ids)
-            with lock:
-                created.extend(ids)
+        try:
+            for batch in mine:
+                ids = client("account.move", "create", batch)
+                client("account.move", "action_post", ids)
+                with lock:
+                    created.extend(ids)
+        except Exception as error:  # noqa: BLE001 - raised again in the main thread
+            failures.append(error)
 
     threads = [threading.Thread(target=work, args=(batches[i::clients],)) for i in range(clients)]
     began = time.monotonic()
@@ -207,6 +211,8 @@ def run_baseline(server, values, batch_size, clients):
         thread.start()
     for thread in threads:
         thread.join()
+    if failures:
+        raise failures[0]
     return created, time.monotonic() - began
 
 
@@ -236,6 +242,8 @@ def scenario(args, contracts):
         run_statements = statements.top() if statements else []
         run_id = sql(db, "SELECT max(id) FROM iot_billing_run")[0][0]
         chunks = chunk_figures(db, run_id, CHUNK_CRONS, began, began + elapsed)
+        print("  %d contracts: run %.1f s, %d invoices, %d lines, %d chunks, busy %.1f s" % (
+            contracts, elapsed, len(invoices), lines, chunks["chunks"], chunks["busy"]), flush=True)
 
         sample = invoices if not args.baseline_invoices else invoices[:args.baseline_invoices]
         values = baseline_values(db, sample)
