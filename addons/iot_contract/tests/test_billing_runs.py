@@ -45,19 +45,18 @@ class TestBillingRuns(IotContractCommon):
         self.assertTrue(run.date_started and run.date_finished)
         self.assertIn("Billed 2 schedules of 2 contracts in 2 invoices", run.message_ids[0].body)
 
-    def test_run_invoices_name_their_run_and_keep_the_posting_tracked(self):
+    def test_run_invoices_name_their_run_without_a_creation_note(self):
         """No "Invoice Created" note per invoice (a run makes thousands): the invoice names its run,
-        on its form too, and its posting is tracked as Odoo tracks it."""
-        answer = self._run_billing("2022-04-30")
-        self.env.flush_all()
-        self.env.cr.precommit.run()  # what the commit would do: the tracking messages
+        on its form too; its followers are Odoo's (the customer, from the posting)."""
+        run = self.BillingRun.with_user(self.billing_user).with_context(tracking_disable=False)
+        answer = run.api_run("2022-04-30")  # with the chatter the tests' environment turns off
         invoices = self.env["account.move"].browse(answer["invoice_ids"])
+        self.assertEqual(len(invoices), 2)
         self.assertEqual(invoices.iot_billing_run_id.id, answer["run_id"])
         for invoice in invoices:
             self.assertEqual(invoice.state, "posted")
             self.assertFalse(invoice.message_ids.filtered(lambda message: "Invoice Created" in (message.body or "")))
-            states = invoice.message_ids.tracking_value_ids.filtered(lambda value: value.field_id.name == "state")
-            self.assertEqual(states.mapped("new_value_char"), ["Posted"])
+            self.assertIn(self.customer, invoice.message_partner_ids)
         form = self.env["account.move"].with_user(self.billing_user).get_view(view_type="form")["arch"]
         self.assertIn('name="iot_billing_run_id"', form)
 
