@@ -48,12 +48,14 @@ def template(args, contracts):
     name = "%s_tpl%d" % (args.db, contracts)
     if not args.reset and sql("postgres", "SELECT 1 FROM pg_database WHERE datname = %s", (name,)):
         return name
-    fresh_copy(args.db, name)
+    partial = fresh_copy(args.db, name + "_partial")  # renamed once complete: never reused half made
     print("setting up %d one-device contracts in %s ..." % (contracts, name), flush=True)
     began = time.monotonic()
     # A process of its own: its connections are closed when it ends, so the template can be copied.
-    subprocess.run([sys.executable, os.path.abspath(__file__), "--setup", name, str(contracts)], cwd=ROOT,
+    subprocess.run([sys.executable, os.path.abspath(__file__), "--setup", partial, str(contracts)], cwd=ROOT,
                    check=True)
+    subprocess.run([sys.executable, "bin/devtool.py", "dropdb", name], cwd=ROOT, check=True)
+    sql("postgres", 'ALTER DATABASE "%s" RENAME TO "%s"' % (partial, name))
     print("  set up in %.0f s" % (time.monotonic() - began), flush=True)
     return name
 
