@@ -22,6 +22,7 @@
         "views/iot_device_views.xml",
         "views/product_template_views.xml",
         "views/account_journal_views.xml",
+        "views/account_move_views.xml",
         "views/iot_contract_menus.xml",
     ],
     "demo": ["demo/iot_contract_demo.xml"],

@@ -304,7 +304,11 @@ class IotBillingEngine(models.AbstractModel):
             move_vals["invoice_line_ids"] = [Command.create(vals) for vals, _billed in lines]
             move_vals_list.append(move_vals)
             billed_lists.append([billed for _vals, billed in lines])
-        invoices = self.env["account.move"].create(move_vals_list)
+        # No "Invoice Created" note per invoice (a message and its notification rows each): the
+        # invoice names its billing run (on its form), whose chatter tells what it made; the
+        # followers and the tracking of the posting stay as Odoo does them.
+        invoices = self.env["account.move"].with_context(mail_create_nolog=True).create(move_vals_list)
+        invoices = invoices.with_env(self.env)
         return [
             (invoice, [(line, billed) for line, billed in invoice._iot_pair_product_lines(billed_list) if billed])
             for invoice, billed_list in zip(invoices, billed_lists, strict=True)

@@ -45,6 +45,21 @@ class TestBillingRuns(IotContractCommon):
         self.assertTrue(run.date_started and run.date_finished)
         self.assertIn("Billed 2 schedules of 2 contracts in 2 invoices", run.message_ids[0].body)
 
+    def test_run_invoices_name_their_run_without_a_creation_note(self):
+        """No "Invoice Created" note per invoice (a run makes thousands): the invoice names its run,
+        on its form too; its followers are Odoo's (the customer, from the posting)."""
+        run = self.BillingRun.with_user(self.billing_user).with_context(tracking_disable=False)
+        answer = run.api_run("2022-04-30")  # with the chatter the tests' environment turns off
+        invoices = self.env["account.move"].browse(answer["invoice_ids"])
+        self.assertEqual(len(invoices), 2)
+        self.assertEqual(invoices.iot_billing_run_id.id, answer["run_id"])
+        for invoice in invoices:
+            self.assertEqual(invoice.state, "posted")
+            self.assertFalse(invoice.message_ids.filtered(lambda message: "Invoice Created" in (message.body or "")))
+            self.assertIn(self.customer, invoice.message_partner_ids)
+        form = self.env["account.move"].with_user(self.billing_user).get_view(view_type="form")["arch"]
+        self.assertIn('name="iot_billing_run_id"', form)
+
     def test_run_larger_than_a_chunk_is_left_to_the_chunk_crons(self):
         self.env["ir.config_parameter"].set_param("iot_contract.billing_chunk_contracts", "1")
         crons = self.env.ref("iot_contract.iot_billing_run_chunk_cron") | self.env.ref(
