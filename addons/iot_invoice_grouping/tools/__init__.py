@@ -16,6 +16,8 @@ from .invoice_detail import (
     COLUMNS,
     INVOICE_DETAIL,
     INVOICE_LINE_COLUMNS,
+    NO_DEVICE_USER,
     iter_detail_page,
     iter_detail_rows,
+    xlsx_row,
 )
