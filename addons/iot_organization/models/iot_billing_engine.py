@@ -84,7 +84,8 @@ class IotBillingEngine(models.AbstractModel):
         by_contract = {contract.id: (contract, group.ids) for contract, group in schedules.grouped("contract_id").items()}
         batch = self._bill_contracts(run, list(by_contract.values())) if len(by_contract) > 1 else None
         if batch is not None:
-            return tally + batch
+            tally += batch
+            return tally
         for _payer_id, ids in groups:
             members = [by_contract[contract_id] for contract_id in ids if contract_id in by_contract]
             if len(members) == 1:

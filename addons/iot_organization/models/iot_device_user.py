@@ -1,6 +1,6 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
-from odoo.tools import SQL
+from odoo.tools import SQL, format_date
 
 
 class IotDeviceUser(models.Model):
@@ -53,8 +53,9 @@ class IotDeviceUser(models.Model):
             raise ValidationError(self.env._(
                 "%(device)s already has a user from %(start)s to %(end)s (%(user)s): the periods of a "
                 "device's users cannot overlap.",
-                device=usage.device_id.display_name, start=other.date_from,
-                end=other.date_to or self.env._("now"), user=other.partner_id.display_name,
+                device=usage.device_id.display_name, start=format_date(self.env, other.date_from),
+                end=format_date(self.env, other.date_to) if other.date_to else self.env._("now"),
+                user=other.partner_id.name,
             ))
 
     @api.model
