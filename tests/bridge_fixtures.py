@@ -23,7 +23,10 @@ import requests
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BRIDGE_PATH = os.path.join(ROOT, "bridge")
-MODULES = "iot_device,iot_contract,iot_usage,iot_invoice_grouping,iot_dunning,iot_revenue_share,iot_invoice_threshold"
+MODULES = (
+    "iot_device,iot_contract,iot_usage,iot_invoice_grouping,iot_dunning,iot_revenue_share,iot_invoice_threshold"
+    ",iot_organization"
+)
 BRIDGE_LOGIN, BRIDGE_KEY = "iot-bridge", "iot-bridge-demo"
 
 

@@ -9,7 +9,7 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULES = {
     "iot_device", "iot_contract", "iot_usage", "iot_invoice_grouping", "iot_dunning", "iot_revenue_share",
-    "iot_invoice_threshold",
+    "iot_invoice_threshold", "iot_organization",
 }
 
 

@@ -13,10 +13,10 @@ from odoo.exceptions import UserError
 from odoo.tools import SQL
 
 from ..tools import (
-    NO_DEVICE_USER,
     FORMATS,
     INVOICE_DETAIL,
     INVOICE_LINE_COLUMNS,
+    NO_DEVICE_USER,
     XLSX_MAX_DETAIL_ROWS,
     gzip_member,
     iter_detail_page,

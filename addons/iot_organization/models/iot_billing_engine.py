@@ -81,7 +81,9 @@ class IotBillingEngine(models.AbstractModel):
         schedules = self.env["iot.invoicing.schedule"].search(
             run._iot_remaining_domain() + [("contract_id", "in", contract_ids)], order="contract_id, id"
         )
-        by_contract = {contract.id: (contract, group.ids) for contract, group in schedules.grouped("contract_id").items()}
+        by_contract = {
+            contract.id: (contract, group.ids) for contract, group in schedules.grouped("contract_id").items()
+        }
         batch = self._bill_contracts(run, list(by_contract.values())) if len(by_contract) > 1 else None
         if batch is not None:
             tally += batch
@@ -140,7 +142,9 @@ class IotBillingEngine(models.AbstractModel):
             layouts.append(layout)
         invoices = self.env["account.move"].create(move_vals_list)
         for invoice, layout in zip(invoices, layouts, strict=True):
-            paired = invoice._iot_pair_product_lines([billed for _index, billed_list in layout for billed in billed_list])
+            paired = invoice._iot_pair_product_lines(
+                [billed for _index, billed_list in layout for billed in billed_list]
+            )
             for index, billed_list in layout:
                 own_lines, paired = paired[:len(billed_list)], paired[len(billed_list):]
                 results[index] = (invoice, [(line, billed) for line, billed in own_lines if billed])
