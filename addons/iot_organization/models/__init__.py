@@ -1,6 +1,7 @@
 from . import account_move
 from . import iot_billing_engine
 from . import iot_contract
+from . import iot_contract_payer
 from . import iot_device
 from . import iot_device_event
 from . import iot_device_user

@@ -122,9 +122,12 @@ class IotBillingEngine(models.AbstractModel):
         """As the base for a contract billed itself; the plans of contracts billed to one parent
         on one invoice date become one invoice: a section per subsidiary, then the lines of its
         contracts exactly as their own invoices would have them (with their extra lines)."""
+        Contract = self.env["iot.contract"]
+        payers = Contract._iot_payers_on([(contract, invoice_date) for contract, invoice_date, _lines in plans])
         collective = {}
         for index, (contract, invoice_date, _lines) in enumerate(plans):
-            key = contract._iot_collective_key(invoice_date)
+            payer, billed_to_parent = payers[(contract, invoice_date)]
+            key = contract._iot_collective_key(invoice_date, payer, billed_to_parent)
             if key is not None:
                 collective.setdefault(key, []).append(index)
         if not collective:
@@ -136,8 +139,10 @@ class IotBillingEngine(models.AbstractModel):
                                  strict=True):
             results[index] = result
         move_vals_list, layouts = [], []
-        for indexes in collective.values():
-            move_vals, layout = self._iot_collective_invoice_vals(run, [(index, plans[index]) for index in indexes])
+        for key, indexes in collective.items():
+            move_vals, layout = self._iot_collective_invoice_vals(
+                run, Contract.env["res.partner"].browse(key[0]), [(index, plans[index]) for index in indexes]
+            )
             move_vals_list.append(move_vals)
             layouts.append(layout)
         invoices = self.env["account.move"].create(move_vals_list)
@@ -151,7 +156,7 @@ class IotBillingEngine(models.AbstractModel):
         return results
 
     @api.model
-    def _iot_collective_invoice_vals(self, run, indexed_plans):
+    def _iot_collective_invoice_vals(self, run, payer, indexed_plans):
         """(move values, ``[(plan index, what each product line bills)]``) of one collective
         invoice. The invoice goes to the payer with the payer's payment term and fiscal position
         (the first contract's when the payer has none); each line keeps the taxes its contract
@@ -162,10 +167,11 @@ class IotBillingEngine(models.AbstractModel):
                               item[1][0].reference, item[1][0].id),
         )
         first, invoice_date = indexed_plans[0][1][0], indexed_plans[0][1][1]
-        payer = first.iot_payer_id.with_company(first.company_id)
+        payer = payer.with_company(first.company_id)
         move_vals = first._iot_prepare_invoice_vals(invoice_date)
         fiscal_position = self.env["account.fiscal.position"].with_company(first.company_id)._get_fiscal_position(payer)
         move_vals.update(
+            partner_id=payer.id,
             iot_billing_run_id=run.id,
             invoice_payment_term_id=(payer.property_payment_term_id or first.payment_term_id).id,
             fiscal_position_id=(fiscal_position or first.fiscal_position_id).id,

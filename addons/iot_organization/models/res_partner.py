@@ -13,6 +13,16 @@ class ResPartner(models.Model):
         string="Subsidiary Contracts", compute="_compute_iot_collective_contract_count"
     )
 
+    def write(self, vals):
+        if "parent_id" not in vals:
+            return super().write(vals)
+        # Re-parenting changes the payer of the contracts billed to the parent: recorded from today.
+        contracts = self.env["iot.contract"].sudo().search([("partner_id", "child_of", self.ids)])
+        before = contracts._iot_payer_snapshot()
+        result = super().write(vals)
+        self.env["iot.contract.payer"]._iot_record_changes(contracts, before)
+        return result
+
     def _compute_iot_collective_contract_count(self):
         counts = dict(self.env["iot.contract"]._read_group(
             [("iot_payer_id", "in", self.ids), ("iot_billed_to_parent", "=", True)], ["iot_payer_id"], ["__count"]

@@ -1,7 +1,7 @@
 from collections import defaultdict
 from decimal import Decimal
 
-from odoo.tests import tagged
+from odoo.tests import freeze_time, tagged
 
 from .common import IotOrganizationCommon, UndoState
 
@@ -60,7 +60,8 @@ class TestCollectiveInvoice(IotOrganizationCommon):
                 contracts = self._subsidiary_contracts(policy)
                 own, totals = self._own_invoices(contracts)
                 self.assertEqual(set(own), {self.sub_north, self.sub_south})
-                contracts.write({"iot_bill_to": "parent"})
+                with freeze_time("2022-04-01"):  # billed to the parent from April on
+                    contracts.write({"iot_bill_to": "parent"})
                 self.assertEqual(contracts.iot_payer_id, self.holding)
                 invoice = self._run("2022-04-30")
                 self.assertEqual(len(invoice), 1, "one collective invoice for the period")

@@ -36,6 +36,18 @@ class TestReparenting(IotOrganizationCommon):
         self.assertEqual(april.state, "posted", "the old parent's invoice stays its own")
         self._assert_each_period_billed_once(contract)
 
+    def test_moved_after_the_invoice_date_before_the_run(self):
+        """A run that bills April on 3 May (a grace period, a run dated back) bills the payer of
+        30 April; May goes to the new parent."""
+        contract = self._sub_contract(self.sub_north, "RP-LATE", "plan_period", ["RPL-1"], bill_to="parent")
+        with freeze_time("2022-05-03"):
+            self.sub_north.parent_id = self.other_holding
+        self.assertEqual(contract.iot_payer_ids.sorted("id").mapped("payer_id"), self.holding | self.other_holding)
+        april = self._run("2022-04-30")
+        may = self._run("2022-05-31")
+        self.assertEqual((april.partner_id, may.partner_id), (self.holding, self.other_holding))
+        self._assert_each_period_billed_once(contract)
+
     def test_moved_before_its_period_is_billed(self):
         contract = self._sub_contract(self.sub_south, "RP-EARLY", "plan", ["RPE-1"], bill_to="parent")
         with freeze_time("2022-04-15"):
@@ -72,6 +84,6 @@ class TestReparenting(IotOrganizationCommon):
         april.button_draft()
         april.button_cancel()
         again = self._run("2022-04-30")
-        self.assertEqual(again.partner_id, self.other_holding)
+        self.assertEqual(again.partner_id, self.holding, "the payer of April 30 still")
         self.assertEqual(again.amount_untaxed, april.amount_untaxed)
         self._assert_each_period_billed_once(contract)
