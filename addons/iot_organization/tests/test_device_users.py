@@ -1,7 +1,7 @@
 from datetime import date, datetime
 
 from odoo.exceptions import ValidationError
-from odoo.tests import freeze_time, tagged
+from odoo.tests import freeze_time, new_test_user, tagged
 
 from .common import IotOrganizationCommon
 
@@ -63,3 +63,17 @@ class TestDeviceUsers(IotOrganizationCommon):
         self.assertEqual(users, {self.device_a.name: "Alice Driver, Bob Driver", self.device_b.name: ""})
         self.assertEqual({row[customer] for row in body}, {"North Subsidiary"})
         self.assertEqual(self.alice_april.date_to, date(2022, 4, 15))
+
+    def test_device_users_stay_in_their_company(self):
+        other = self.env["res.company"].create({"name": "Org Other Company"})
+        device = self.Device.with_company(other).create(
+            {"name": "DU-OTHER", "identifier": "DU-OTHER", "company_id": other.id}
+        )
+        usage = self.env["iot_billing.device.user"].create(
+            {"device_id": device.id, "partner_id": self.alice.id, "date_from": "2022-04-01"}
+        )
+        self.assertEqual(usage.company_id, other)
+        reader = new_test_user(self.env, login="du_reader", groups="iot_device.group_iot_user",
+                               company_id=self.company.id, company_ids=[self.company.id])
+        visible = self.env["iot_billing.device.user"].with_user(reader).search([("partner_id", "=", self.alice.id)])
+        self.assertEqual(visible, self.alice_april, "the other company's device user is not readable")
