@@ -124,3 +124,16 @@ class TestCollectiveInvoice(IotOrganizationCommon):
         self.assertEqual(collective.iot_schedule_ids.contract_id, north)
         self.assertEqual(own.iot_schedule_ids.contract_id, south)
         self.assertEqual(collective.amount_untaxed, 19.98)
+
+    def test_printed_invoice_has_a_subtotal_per_section(self):
+        self._sub_contract(self.sub_north, "ORG-PDF-N", "plan_period", ["PDFN-1", "PDFN-2"], bill_to="parent")
+        self._sub_contract(self.sub_south, "ORG-PDF-S", "plan_period", ["PDFS-1"], bill_to="parent")
+        invoice = self._run("2022-04-30")
+        html, _kind = self.env["ir.actions.report"]._render_qweb_html("account.report_invoice", invoice.ids)
+        html = html.decode()
+        north, south = html.index("North Subsidiary"), html.index("South Subsidiary")
+        self.assertLess(north, south)
+        self.assertEqual(html.count("Subtotal"), 2, "Odoo prints one subtotal under each section")
+        north_part, south_part = html[north:south], html[south:]
+        self.assertIn("19.98", north_part[north_part.index("Subtotal"):], "North's two devices")
+        self.assertIn("9.99", south_part[south_part.index("Subtotal"):], "South's device")
