@@ -24,7 +24,7 @@ from benchlib import OdooServer, connect, ensure_database, fresh_copy, machine, 
 
 # A run not done after this long is reported as such (a chunk past Odoo's time limit is retried
 # by the cron again and again: the run would never end).
-RUN_DEADLINE = 900
+RUN_DEADLINE = 400
 PLAN = "ORG-PLAN"
 REFERENCE = "ORG-SUB"
 
