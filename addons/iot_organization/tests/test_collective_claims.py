@@ -57,3 +57,30 @@ class TestCollectiveClaims(IotOrganizationCommon):
         self.assertEqual(len(collective), 1)
         self.assertEqual(collective.iot_schedule_ids.contract_id, self.north | self.south | self.south_bis)
         self.assertEqual((invoices - collective).partner_id, self.customer)
+
+    def test_a_failing_subsidiary_fails_its_collective_invoice_whole(self):
+        """An accounting error on one subsidiary's lines: the parent's invoice is not made (every
+        one of its contracts listed with the error, its periods still planned), the contract billed
+        itself is; once fixed, the next run bills the parent's periods once."""
+        account = self.env["account.account"].create({"name": "Old IoT income", "code": "799011",
+                                                      "account_type": "income"})
+        legacy = self._create_plan("Legacy plan", "ORG-LEGACY", 9.0, property_account_income_id=account.id)
+        account.deprecated = True
+        self.Item.create({"contract_id": self.south_bis.id, "product_id": legacy.id, "date_start": "2022-04-01",
+                          "name": "Legacy"})
+        with freeze_time("2022-04-30"):
+            result = self._run_billing("2022-04-30")
+        members = self.north | self.south | self.south_bis
+        self.assertEqual({error["contract"] for error in result["errors"]}, set(members.mapped("reference")))
+        self.assertTrue(all("Collective invoice of Holding Group" in error["message"] for error in result["errors"]))
+        invoices = self.env["account.move"].browse(result["invoice_ids"])
+        self.assertEqual(invoices.partner_id, self.customer, "the contract billed itself is invoiced")
+        schedules = members.item_ids.schedule_ids
+        self.assertEqual(set(schedules.mapped("state")), {"planned"})
+        account.deprecated = False
+        again = self._run("2022-04-30")
+        self.assertEqual(again.partner_id, self.holding)
+        april = schedules.filtered(lambda schedule: schedule.invoice_date.isoformat() <= "2022-04-30")
+        self.assertEqual(len(april), 4, "April of the three contracts and of the legacy item")
+        self.assertEqual(set(april.mapped("state")), {"invoiced"})
+        self.assertEqual(april.invoice_id, again)
