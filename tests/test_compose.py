@@ -10,7 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULES = {
     "iot_device", "iot_contract", "iot_usage", "iot_invoice_grouping", "iot_dunning", "iot_revenue_share",
     "iot_invoice_threshold", "iot_white_label", "iot_privacy", "iot_platform_sync", "iot_prepaid", "iot_bundle",
-    "iot_prepaid_grouping", "iot_platform_sync_bundle",
+    "iot_prepaid_grouping", "iot_platform_sync_bundle", "iot_organization",
 }
 
 

@@ -32,7 +32,7 @@ def test_pytest_collects_exactly_the_test_files_odoo_imports():
 
 
 def test_every_module_has_test_folders():
-    assert len(TEST_FOLDERS) == len(list(ROOT.glob("addons/*/__manifest__.py"))) == 14
+    assert len(TEST_FOLDERS) == len(list(ROOT.glob("addons/*/__manifest__.py"))) == 15
 
 
 @pytest.mark.parametrize("folder", TEST_FOLDERS, ids=[folder.parent.name for folder in TEST_FOLDERS])

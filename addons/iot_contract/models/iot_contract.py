@@ -237,6 +237,12 @@ class IotContract(models.Model):
     # ------------------------------------------------------------------
     # Invoicing (called by iot.billing.engine; see readme/USAGE.md for the hooks)
     # ------------------------------------------------------------------
+    def _iot_invoice_partner(self):
+        """Hook: the partner the contract's invoices go to, who pays them and is dunned for them.
+        Base: the contract's customer; iot_organization: the parent of a subsidiary billed to it."""
+        self.ensure_one()
+        return self.partner_id
+
     def _iot_prepare_invoice_vals(self, invoice_date):
         self.ensure_one()
         if not self.journal_id:
@@ -246,7 +252,7 @@ class IotContract(models.Model):
                 "sales journal on the contract.", contract=self.display_name, company=self.company_id.name))
         return {
             "move_type": "out_invoice",
-            "partner_id": self.partner_id.id,
+            "partner_id": self._iot_invoice_partner().id,
             "company_id": self.company_id.id,
             "currency_id": self.currency_id.id,
             "journal_id": self.journal_id.id,

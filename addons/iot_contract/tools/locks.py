@@ -20,6 +20,8 @@ class LockNamespace(enum.IntEnum):
     USAGE_PARTITION = 0x10717
     # Settlement runs of one company (key: company), iot_revenue_share.
     SETTLEMENT = 0x10755A7E
+    # Claiming the contracts billed on one collective invoice (key: the payer), iot_organization.
+    COLLECTIVE_INVOICE = 0xC011EC7
 
 
 # Kept for the code and tests that name the billing namespace by its former name.

@@ -59,6 +59,12 @@ class IotContract(models.Model):
     iot_devices_to_block_ids = fields.Many2many(
         "iot_billing.device", string="Devices to Block", compute="_compute_iot_dunning_status"
     )
+    iot_dunning_recipient_id = fields.Many2one(
+        "res.partner",
+        string="Dunning Recipient",
+        compute="_compute_iot_dunning_recipient_id",
+        help="Who the reminders go to: the partner the contract's invoices go to (its payer).",
+    )
     iot_block_date = fields.Date(
         string="Blocking Date",
         compute="_compute_iot_dunning_status",
@@ -82,6 +88,10 @@ class IotContract(models.Model):
     # ------------------------------------------------------------------
     # Situation
     # ------------------------------------------------------------------
+    def _compute_iot_dunning_recipient_id(self):
+        for contract in self:
+            contract.iot_dunning_recipient_id = contract._iot_invoice_partner()
+
     def _iot_dunning_policy(self):
         self.ensure_one()
         return self.iot_dunning_policy_id or self.company_id.iot_dunning_policy_id
@@ -267,7 +277,7 @@ class IotContract(models.Model):
         if top.mail_template_id:
             self.with_context(iot_dunning_level_id=top.id).message_post_with_source(
                 top.mail_template_id,
-                partner_ids=self.partner_id.ids,
+                partner_ids=self._iot_invoice_partner().ids,
                 message_type="comment",
                 subtype_xmlid="mail.mt_comment",
             )

@@ -22,7 +22,8 @@ class ResPartner(models.Model):
         for partner in self:
             own = contracts.filtered(
                 lambda contract, partner=partner: (
-                    contract.partner_id.commercial_partner_id == partner.commercial_partner_id
+                    # The payer's: a subsidiary's contract billed to its parent is the parent's debt.
+                    contract._iot_invoice_partner().commercial_partner_id == partner.commercial_partner_id
                 )
             )
             levels = own.iot_dunning_level_id.sorted("days_after_due")

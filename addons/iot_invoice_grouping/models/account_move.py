@@ -17,6 +17,7 @@ from ..tools import (
     FORMATS,
     INVOICE_DETAIL,
     INVOICE_LINE_COLUMNS,
+    NO_DEVICE_USER,
     XLSX_MAX_DETAIL_ROWS,
     gzip_member,
     iter_detail_page,
@@ -24,6 +25,7 @@ from ..tools import (
     money_format,
     read_and_remove,
     temporary_path,
+    xlsx_row,
 )
 
 _logger = logging.getLogger(__name__)
@@ -123,7 +125,8 @@ class AccountMove(models.Model):
             self.env[model].flush_model()
         if file_format == "xlsx":
             self._iot_check_xlsx_size()
-        rows = iter_detail_rows(self.env.cr, self.id, self.env.lang or "en_US", self._iot_detail_fixed_parts())
+        rows = iter_detail_rows(self.env.cr, self.id, self.env.lang or "en_US", self._iot_detail_fixed_parts(),
+                                self._iot_detail_device_user_sql())
         product_lines = self.invoice_line_ids.filtered(lambda line: line.display_type == "product")
         basis, total_label = self._iot_detail_basis(product_lines)
         path = temporary_path("." + file_format)
@@ -138,7 +141,7 @@ class AccountMove(models.Model):
                 ]
                 title = self._iot_detail_title(basis)
                 INVOICE_DETAIL.xlsx_file(
-                    path, rows, title, money_format(self.currency_id), total_label,
+                    path, map(xlsx_row, rows), title, money_format(self.currency_id), total_label,
                     sheets=[("Invoice lines", INVOICE_LINE_COLUMNS, invoice_lines)],
                 )
         except BaseException:
@@ -150,6 +153,12 @@ class AccountMove(models.Model):
     def _iot_detail_title(self, basis):
         """The first row of the detail's sheet (iot_white_label puts the company's brand before it)."""
         return self.env._("Detail of %(invoice)s — amounts %(basis)s", invoice=self.name, basis=basis)
+
+    def _iot_detail_device_user_sql(self):
+        """Hook: the detail's *Device user* column, an SQL expression over the row's ``device``
+        (``iot_billing_device``) and ``schedule`` (``iot_invoicing_schedule``). Base: empty;
+        iot_organization names the device's users over the schedule's period."""
+        return NO_DEVICE_USER
 
     def _iot_detail_basis(self, product_lines):
         """(basis, totals row label) of the detail, in the environment's language.
@@ -334,7 +343,7 @@ class AccountMove(models.Model):
             self.env[model].flush_model()
         page = iter_detail_page(
             self.env.cr, self.id, move.env.lang, last.last_key if last else None, step_rows,
-            self._iot_detail_fixed_parts(),
+            self._iot_detail_fixed_parts(), self._iot_detail_device_user_sql(),
         )
         last_key = None
 

@@ -17,6 +17,8 @@ from .invoice_detail import (
     FIXED_PARTS_SQL,
     INVOICE_DETAIL,
     INVOICE_LINE_COLUMNS,
+    NO_DEVICE_USER,
     iter_detail_page,
     iter_detail_rows,
+    xlsx_row,
 )

@@ -23,15 +23,20 @@ COLUMNS = [
     Column("Amount", 14, DECIMAL, "money"),
     Column("Invoice line", 10, NUMBER, optional=True),
     Column("Invoice line label", 60),
+    # The contract's customer: the subsidiary on a collective invoice (iot_organization).
+    Column("Customer", 28),
+    # Who used the device over the period (``account.move._iot_detail_device_user_sql``).
+    Column("Device user", 28, optional=True),
 ]
 AMOUNT = 10
+LABEL = 12
 INVOICE_DETAIL = DetailExport(
     COLUMNS,
     sum_columns=(AMOUNT,),
-    count_column=12,
+    count_column=LABEL,
     number_formats=(("quantity", "#,##0.######"), ("date", "yyyy-mm-dd")),
-    # The XLSX leaves the label out of the rows: it is on the "Invoice lines" sheet.
-    xlsx_columns=COLUMNS[:-1],
+    # The XLSX leaves the label out of the rows (``xlsx_row``): it is on the "Invoice lines" sheet.
+    xlsx_columns=COLUMNS[:LABEL] + COLUMNS[LABEL + 1:],
     xlsx_count_column=11,
 )
 # The "Invoice lines" sheet: (number, label, quantity, unit price, subtotal) of each product line.
@@ -43,6 +48,12 @@ INVOICE_LINE_COLUMNS = [
     Column("Subtotal", 14, NUMBER, "money"),
 ]
 ROW_SIZE = len(COLUMNS)  # the sort key follows the columns in the page query
+
+
+def xlsx_row(row):
+    """A detail row as the XLSX sheet writes it: without the line label."""
+    return row[:LABEL] + row[LABEL + 1:]
+
 
 # The amounts billed on the invoice's product lines (the CTE ``line``) that are no usage valuation:
 # the fixed fees, one row per fee and line, ``(schedule_id, part_id, line_id, kind, amount)``,
@@ -84,58 +95,71 @@ DETAIL_SQL = """
           JOIN iot_usage_valuation valuation ON valuation.move_line_id = line.id
     ),
     detail AS (
-        SELECT coalesce(device.name, item.name) AS device, device.identifier,
+        SELECT customer.name AS customer, %(device_user)s AS device_user,
+               coalesce(device.name, item.name) AS device, device.identifier,
                coalesce(device_type.name ->> %(lang)s, device_type.name ->> 'en_US') AS device_type,
                schedule.date_from, schedule.date_to,
                coalesce(template.name ->> %(lang)s, template.name ->> 'en_US') AS plan,
                part.kind, part.rule, part.quantity::text AS quantity, part.unit_price::text AS unit_price,
                part.amount::text AS amount, part.position, part.line_name,
+               coalesce(customer.name, '') AS key_customer, contract.id AS key_contract,
                coalesce(device.name, item.name, '') AS key_device, coalesce(part.sequence, 0) AS key_sequence,
                coalesce(part.rule, '') AS key_rule, part.schedule_id AS key_schedule,
                part.part_id AS key_part
           FROM part
           JOIN iot_invoicing_schedule schedule ON schedule.id = part.schedule_id
           JOIN iot_contract_item item ON item.id = schedule.contract_item_id
+          JOIN iot_contract contract ON contract.id = schedule.contract_id
+          JOIN res_partner customer ON customer.id = contract.partner_id
           JOIN product_product product ON product.id = schedule.product_id
           JOIN product_template template ON template.id = product.product_tmpl_id
           LEFT JOIN iot_billing_device device ON device.id = schedule.device_id
           LEFT JOIN iot_billing_device_type device_type ON device_type.id = device.device_type_id
     )
     SELECT device, identifier, device_type, date_from, date_to, plan, kind, rule,
-           quantity, unit_price, amount, position, line_name,
-           key_device, date_from, kind, key_sequence, key_rule, key_schedule, key_part
+           quantity, unit_price, amount, position, line_name, customer, device_user,
+           key_customer, key_contract, key_device, date_from, kind, key_sequence, key_rule, key_schedule,
+           key_part
       FROM detail
      WHERE %(after)s
-     ORDER BY key_device, date_from, kind, key_sequence, key_rule, key_schedule, key_part
+     ORDER BY key_customer, key_contract, key_device, date_from, kind, key_sequence, key_rule, key_schedule,
+              key_part
      %(limit)s
 """
-AFTER_KEY = """(key_device, date_from, kind, key_sequence, key_rule, key_schedule, key_part)
-             > (%s, %s::date, %s, %s, %s, %s, %s)"""
+AFTER_KEY = """(key_customer, key_contract, key_device, date_from, kind, key_sequence, key_rule, key_schedule,
+              key_part)
+             > (%s, %s, %s, %s::date, %s, %s, %s, %s, %s)"""
+KEY_DATE = 3  # the position of the period's start in a sort key
+NO_DEVICE_USER = SQL("NULL::varchar")
 
 
-def detail_query(move_id, lang, after=None, limit=None, fixed_parts=FIXED_PARTS_SQL):
+def detail_query(move_id, lang, after=None, limit=None, fixed_parts=FIXED_PARTS_SQL, device_user=NO_DEVICE_USER):
     """The detail's query: its rows after the row of sort key ``after`` (None: from the first
-    row), at most ``limit`` of them (None: all); ``fixed_parts``: see FIXED_PARTS_SQL."""
+    row), at most ``limit`` of them (None: all). ``fixed_parts``: see FIXED_PARTS_SQL;
+    ``device_user``: an SQL expression of the device's user over the row's period (on ``device``
+    and ``schedule``), NULL by default."""
     return SQL(
         DETAIL_SQL,
         move_id=move_id,
         lang=lang,
         fixed_parts=fixed_parts,
+        device_user=device_user,
         after=SQL(AFTER_KEY, *after) if after is not None else SQL("TRUE"),
         limit=SQL("LIMIT %s", limit) if limit is not None else SQL(),
     )
 
 
-def iter_detail_rows(cr, move_id, lang, fixed_parts=FIXED_PARTS_SQL):
+def iter_detail_rows(cr, move_id, lang, fixed_parts=FIXED_PARTS_SQL, device_user=NO_DEVICE_USER):
     """Yield the invoice's detail rows, in their order, FETCH_SIZE at a time."""
-    for row in INVOICE_DETAIL.stream(cr, detail_query(move_id, lang, fixed_parts=fixed_parts)):
+    for row in INVOICE_DETAIL.stream(
+            cr, detail_query(move_id, lang, fixed_parts=fixed_parts, device_user=device_user)):
         yield row[:ROW_SIZE]
 
 
-def iter_detail_page(cr, move_id, lang, after, limit, fixed_parts=FIXED_PARTS_SQL):
+def iter_detail_page(cr, move_id, lang, after, limit, fixed_parts=FIXED_PARTS_SQL, device_user=NO_DEVICE_USER):
     """Yield (row, key) for at most ``limit`` rows of the detail that follow the row of key
     ``after`` (None: from the first row). A key is a list of JSON-friendly values."""
-    for row in INVOICE_DETAIL.stream(cr, detail_query(move_id, lang, after, limit, fixed_parts)):
+    for row in INVOICE_DETAIL.stream(cr, detail_query(move_id, lang, after, limit, fixed_parts, device_user)):
         key = list(row[ROW_SIZE:])
-        key[1] = key[1].isoformat()
+        key[KEY_DATE] = key[KEY_DATE].isoformat()
         yield row[:ROW_SIZE], key

@@ -1,0 +1,20 @@
+{
+    "name": "IoT Organizations",
+    "summary": "Parent and subsidiary customers, collective invoices, and who uses each device when",
+    "version": "18.0.1.0.0",
+    "category": "Services/IoT",
+    "website": "https://github.com/iot-billing/iot-billing",
+    "author": "IoT Billing contributors",
+    "license": "AGPL-3",
+    "depends": ["iot_invoice_grouping"],
+    "data": [
+        "security/ir.model.access.csv",
+        "security/iot_organization_security.xml",
+        "views/iot_contract_views.xml",
+        "views/iot_device_user_views.xml",
+        "views/iot_device_views.xml",
+        "views/iot_device_event_views.xml",
+        "views/res_partner_views.xml",
+    ],
+    "installable": True,
+}
