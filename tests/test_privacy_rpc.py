@@ -9,7 +9,8 @@ import pytest
 from bridge_fixtures import sql
 
 REFUSED_MODELS = ["iot_billing.device", "iot_billing.device.event", "iot_billing.device.command",
-                  "iot.contract", "iot.contract.item", "iot.invoicing.schedule", "iot.usage", "iot.usage.bucket"]
+                  "iot.contract", "iot.contract.item", "iot.invoicing.schedule", "iot.usage", "iot.usage.bucket",
+                  "iot_billing.device.user", "iot.contract.item.preset", "iot.wallet.entry"]
 
 
 @pytest.fixture(name="counts_api")
