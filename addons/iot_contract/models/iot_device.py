@@ -246,12 +246,16 @@ class IotDevice(models.Model):
             entries, lambda entry: (require_identifier(require_entry(entry)), parse_date(entry, "date"))
         )
         devices = self._api_find_by_identifier({identifier for identifier, _d in parsed.values()})
+        held = self.browse([device.id for device in devices.values()])._iot_api_held_reasons() if (
+            action == "resume") else {}
         batches = {}  # date -> (devices, indices): one transition call per date
         seen = set()
         for index, (identifier, date) in parsed.items():
             device = devices.get(identifier)
             if not device:
                 error = "unknown device %r" % identifier
+            elif device.id in held:
+                error = held[device.id]
             elif identifier in seen:
                 error = "device %r appears twice in the batch" % identifier
             elif device.state not in TRANSITIONS[action][0]:  # the states the action starts from

@@ -34,6 +34,10 @@ API_CONTEXT = {
 }
 
 
+# Events a platform may not post for a device held by billing (``_iot_api_held_reasons``).
+UNBLOCKING_EVENT_TYPES = ("activated", "resumed", "unblock", "unblocked")
+
+
 class IotDevice(models.Model):
     _name = "iot_billing.device"
     _description = "IoT Device"
@@ -371,6 +375,7 @@ class IotDevice(models.Model):
                 rejected.append({"index": index, "reason": str(error)})
 
         devices = self._api_find_by_identifier({event["identifier"] for _i, event in parsed})
+        held = self.browse([device.id for device in devices.values()])._iot_api_held_reasons()
         rows = []
         for index, event in parsed:
             device = devices.get(event["identifier"])
@@ -379,10 +384,20 @@ class IotDevice(models.Model):
                     {"index": index, "reason": "unknown device %r" % event["identifier"]}
                 )
                 continue
+            if device.id in held and event["event_type"].strip().lower() in UNBLOCKING_EVENT_TYPES:
+                # An event showing such a device running again would contradict why it is held.
+                rejected.append({"index": index, "reason": held[device.id]})
+                continue
             rows.append(dict(event, device_id=device.id, company_id=device.company_id.id))
         accepted = self._insert_events(rows, origin) if rows else 0
         rejected.sort(key=lambda item: item["index"])
         return {"accepted": accepted, "duplicates": len(rows) - accepted, "rejected": rejected}
+
+    def _iot_api_held_reasons(self):
+        """{device id: reason} of these devices that a platform may not release (resume, or post an
+        event showing them running again): base none; iot_dunning holds the devices blocked for
+        unpaid invoices, iot_prepaid those blocked for no credit."""
+        return {}
 
     @api.model
     def _insert_events(self, rows, origin):

@@ -1,10 +1,5 @@
-from odoo import api, fields, models
-from odoo.addons.iot_device.tools import check_batch
+from odoo import fields, models
 from odoo.exceptions import UserError
-
-# Events a platform may not post for a device blocked for unpaid: they would
-# record it as running again while it is not.
-UNBLOCKING_EVENT_TYPES = ("activated", "resumed", "unblock", "unblocked")
 
 
 class IotDevice(models.Model):
@@ -59,69 +54,11 @@ class IotDevice(models.Model):
         )
         return True
 
-    @api.model
-    def _api_transition(self, action, entries):
-        # A platform never resumes a device blocked for unpaid: those entries are
-        # answered with an error, the others go through as before.
-        check_batch(entries)
-        if action != "resume":
-            return super()._api_transition(action, entries)
-        blocked = self._iot_unpaid_identifiers(entries)
-        if not blocked:
-            return super()._api_transition(action, entries)
-        results = [None] * len(entries)
-        kept = []
-        for index, entry in enumerate(entries):
-            identifier = _identifier_of(entry)
-            if identifier in blocked:
-                results[index] = {
-                    "identifier": identifier,
-                    "error": "device %r is blocked for unpaid invoices" % identifier,
-                }
-            else:
-                kept.append(index)
-        for index, result in zip(kept, super()._api_transition(action, [entries[i] for i in kept]), strict=True):
-            results[index] = result
-        return results
-
-    @api.model
-    def api_post_events(self, events, origin="api"):
-        # Events that would show a device blocked for unpaid as running again are refused.
-        check_batch(events)
-        unblocking = [
-            (index, entry)
-            for index, entry in enumerate(events)
-            if isinstance(entry, dict)
-            and isinstance(entry.get("event_type"), str)
-            and entry["event_type"].strip().lower() in UNBLOCKING_EVENT_TYPES
-        ]
-        blocked = self._iot_unpaid_identifiers([entry for _index, entry in unblocking])
-        refused = {index for index, entry in unblocking if _identifier_of(entry) in blocked}
-        if not refused:
-            return super().api_post_events(events, origin)
-        kept = [index for index in range(len(events)) if index not in refused]
-        answer = super().api_post_events([events[index] for index in kept], origin)
-        rejected = [{"index": kept[item["index"]], "reason": item["reason"]} for item in answer["rejected"]] + [
-            {"index": index, "reason": "device %r is blocked for unpaid invoices" % _identifier_of(events[index])}
-            for index in refused
-        ]
-        rejected.sort(key=lambda item: item["index"])
-        return dict(answer, rejected=rejected)
-
-    @api.model
-    def _iot_unpaid_identifiers(self, entries):
-        identifiers = {_identifier_of(entry) for entry in entries} - {False}
-        if not identifiers:
-            return set()
-        devices = self._api_find_by_identifier(identifiers)
-        return {
-            identifier
-            for identifier, device in devices.items()
-            if device.state == "suspended" and device.iot_suspension_reason == "unpaid"
-        }
-
-
-def _identifier_of(entry):
-    if isinstance(entry, dict) and isinstance(entry.get("identifier"), str):
-        return entry["identifier"].strip()
-    return False
+    def _iot_api_held_reasons(self):
+        # A platform never releases a device blocked for unpaid: paying the invoices does.
+        reasons = super()._iot_api_held_reasons()
+        for device in self.filtered(
+            lambda device: device.state == "suspended" and device.iot_suspension_reason == "unpaid"
+        ):
+            reasons[device.id] = "device %r is blocked for unpaid invoices" % device.identifier
+        return reasons
